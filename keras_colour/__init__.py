@@ -1,0 +1,15 @@
+"""keras-colour: GAN-based image colourisation in Keras 3 (BBC R&D / Tarres 2021)."""
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Lazy: `import keras_colour` stays cheap (no TensorFlow) for the CLI and configs.
+    if name in ("ColourGAN", "build_trainer"):
+        from keras_colour import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'keras_colour' has no attribute {name!r}")
+
+
+__all__ = ["ColourGAN", "build_trainer", "__version__"]

@@ -1,0 +1,204 @@
+"""Generators: the Gorriz et al. 2019 U-Net, pix2pix and the thesis's U-Net baseline.
+
+All three are one encoder-decoder (`encoder_decoder`) with different blocks:
+Gorriz upsamples then convolves and has no dropout (SPEC 2.1); pix2pix uses
+transposed convolutions, no conv bias, N(0, 0.02) init and dropout on the
+first three up blocks (SPEC 2.2). Each can carry a segmentation head
+(SPEC 2.5): `shared_decoder` (2 x n_classes ab channels) or
+`separate_decoders` (a colour and a segmentation decoder over one encoder).
+"""
+
+import keras
+from keras import layers
+
+from keras_colour.models import blocks
+from keras_colour.models.registry import register_generator
+
+SEGMENTATION_HEADS = ("none", "shared_decoder", "separate_decoders")
+PIX2PIX_INIT = {"mean": 0.0, "stddev": 0.02}
+
+
+def _norm_plans(norm, num_downsamples):
+    """Per-block normalisation of the encoder and decoder (SPEC 2.1 table)."""
+    blocks.check_choice("norm", norm, blocks.NORMS)
+    body = {"bn": "bn", "in": "in", "ibn": "bn", "none": "none"}[norm]
+    down = ["none"] + [body] * (num_downsamples - 1)
+    up = [body] * (num_downsamples - 1)
+    if norm == "ibn":
+        up[-1] = "in"  # their proposal: IN only in the last (64-filter) up block
+    return down, up
+
+
+def encoder_decoder(
+    name,
+    image_size,
+    num_downsamples,
+    base_filters,
+    max_filters,
+    norm,
+    spectral_norm,
+    instance_norm,
+    segmentation,
+    n_classes,
+    transpose,
+    dropout=0.0,
+    dropout_blocks=0,
+    conv_options=None,
+):
+    blocks.check_size(image_size, num_downsamples)
+    blocks.check_choice("segmentation", segmentation, SEGMENTATION_HEADS)
+    if segmentation != "none" and (not isinstance(n_classes, int) or n_classes < 2):
+        raise ValueError(f"`n_classes` must be an integer >= 2 for a segmentation head. Received: n_classes={n_classes!r}")
+    conv_options = dict(conv_options or {})
+    filters = blocks.filter_schedule(num_downsamples, base_filters, max_filters)
+    down_norms, up_norms = _norm_plans(norm, num_downsamples)
+    shared = dict(spectral_norm=spectral_norm, instance_norm=instance_norm, **conv_options)
+
+    inputs = blocks.image_input(image_size, 1, "L")
+    x = inputs
+    skips = []
+    for i, (f, n) in enumerate(zip(filters, down_norms)):
+        x = blocks.down_block(x, f, f"{name}_down{i + 1}", norm=n, **shared)
+        skips.append(x)
+    bottleneck, skips = x, skips[:-1]
+
+    def decoder(branch):
+        y = bottleneck
+        up_filters = list(reversed(filters[:-1]))
+        for j, (f, skip, n) in enumerate(zip(up_filters, reversed(skips), up_norms)):
+            y = blocks.up_block(
+                y,
+                skip,
+                f,
+                f"{branch}_up{j + 1}",
+                norm=n,
+                transpose=transpose,
+                dropout=dropout if j < dropout_blocks else 0.0,
+                **shared,
+            )
+        if not transpose:
+            y = layers.UpSampling2D(2, name=f"{branch}_output_upsample")(y)
+        return y
+
+    def head(features, channels, activation, layer_name):
+        return blocks.conv(
+            channels,
+            layer_name,
+            strides=2 if transpose else 1,
+            transpose=transpose,
+            spectral_norm=spectral_norm,
+            activation=activation,
+            kernel_initializer=conv_options.get("kernel_initializer", "glorot_uniform"),
+        )(features)
+
+    if segmentation == "none":
+        outputs = head(decoder(name), 2, "tanh", f"{name}_ab")
+    elif segmentation == "shared_decoder":
+        # One (a, b) pair per class; the loss picks each class's pair on its pixels.
+        outputs = head(decoder(name), 2 * n_classes, "tanh", f"{name}_ab_per_class")
+    else:
+        outputs = {
+            "ab": head(decoder(f"{name}_colour"), 2, "tanh", f"{name}_ab"),
+            "segmentation": head(decoder(f"{name}_seg"), n_classes, None, f"{name}_segmentation"),
+        }
+    suffix = "" if segmentation == "none" else f"_{segmentation}"
+    return keras.Model(inputs, outputs, name=f"{name}_generator{suffix}")
+
+
+@register_generator("gorriz")
+def build_gorriz_generator(
+    image_size=256,
+    norm="bn",
+    spectral_norm=False,
+    instance_norm="channel",
+    base_filters=64,
+    max_filters=512,
+    num_downsamples=None,
+    dropout=0.0,
+    segmentation="none",
+    n_classes=21,
+):
+    """The BBC generator (Gorriz et al. 2019; SPEC 2.1).
+
+    Args:
+        image_size: int. Height and width of the square input. Defaults to 256.
+        norm: str. `bn`, `in`, `ibn` (BN everywhere, IN in the last up block) or `none`.
+        spectral_norm: bool. Wrap every convolution in SpectralNormalization.
+        instance_norm: str. `channel` (per-channel IN) or `sample` (the BBC code's whole-sample IN).
+        base_filters, max_filters: int. Filters of the first down block and the cap. Defaults 64, 512.
+        num_downsamples: int. Down blocks. Defaults to 7 (bottleneck 2x2 at 256).
+        dropout: float. Unused by this architecture (no dropout); accepted for a uniform option set.
+        segmentation: str. `none`, `shared_decoder` or `separate_decoders`.
+        n_classes: int. Classes of the segmentation head. Defaults to 21 (Pascal VOC).
+    """
+    return encoder_decoder(
+        "gorriz",
+        image_size,
+        7 if num_downsamples is None else num_downsamples,
+        base_filters,
+        max_filters,
+        norm,
+        spectral_norm,
+        instance_norm,
+        segmentation,
+        n_classes,
+        transpose=False,
+    )
+
+
+def _pix2pix(name, image_size, norm, spectral_norm, instance_norm, base_filters, max_filters, num_downsamples, dropout, segmentation, n_classes):
+    return encoder_decoder(
+        name,
+        image_size,
+        8 if num_downsamples is None else num_downsamples,
+        base_filters,
+        max_filters,
+        norm,
+        spectral_norm,
+        instance_norm,
+        segmentation,
+        n_classes,
+        transpose=True,
+        dropout=dropout,
+        dropout_blocks=3,
+        conv_options=dict(use_bias=False, kernel_initializer=keras.initializers.RandomNormal(**PIX2PIX_INIT)),
+    )
+
+
+@register_generator("pix2pix")
+def build_pix2pix_generator(
+    image_size=256,
+    norm="bn",
+    spectral_norm=False,
+    instance_norm="channel",
+    base_filters=64,
+    max_filters=512,
+    num_downsamples=None,
+    dropout=0.5,
+    segmentation="none",
+    n_classes=21,
+):
+    """The pix2pix U-Net (Isola et al. 2017; SPEC 2.2), 1 channel in, 2 out.
+
+    8 down blocks to 1x1 at 256, 7 transposed-convolution up blocks with
+    dropout 0.5 on the first three, and a transposed-convolution tanh output.
+    Options as `build_gorriz_generator`; `num_downsamples` defaults to 8.
+    """
+    return _pix2pix("pix2pix", image_size, norm, spectral_norm, instance_norm, base_filters, max_filters, num_downsamples, dropout, segmentation, n_classes)
+
+
+@register_generator("unet")
+def build_unet_generator(
+    image_size=256,
+    norm="bn",
+    spectral_norm=False,
+    instance_norm="channel",
+    base_filters=64,
+    max_filters=512,
+    num_downsamples=None,
+    dropout=0.5,
+    segmentation="none",
+    n_classes=21,
+):
+    """The thesis's L1 baseline (4.1.1): the pix2pix generator, trained without a discriminator."""
+    return _pix2pix("unet", image_size, norm, spectral_norm, instance_norm, base_filters, max_filters, num_downsamples, dropout, segmentation, n_classes)

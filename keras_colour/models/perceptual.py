@@ -1,0 +1,147 @@
+"""Feature reconstruction (perceptual) loss heads (thesis 4.2; Johnson et al. 2016).
+
+A frozen network maps an RGB image to activations at named layers; the loss
+is the squared Euclidean distance of those activations normalised by
+C x H x W. Classification backbones come from `keras.applications`
+(`vgg16`, `vgg19`, `resnet50`) with ImageNet weights from the Keras cache or
+download, or from a local weights file. Segmentation networks (`unet`, `fpn`,
+pretrained on COCO in the thesis) are whole `.keras` models given by path.
+
+Random weights are used only with `allow_random_weights=True`, and loudly:
+a perceptual loss on random weights is not the thesis's loss.
+"""
+
+import logging
+import os
+
+import keras
+import tensorflow as tf
+
+from keras_colour.models.registry import BACKBONES, lookup, register_backbone
+
+logger = logging.getLogger(__name__)
+
+
+class FeatureWeightsError(RuntimeError):
+    """Pretrained weights for a feature network could not be found or fetched."""
+
+
+def _keras_cache_dir():
+    base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return os.path.join(base, "models")
+
+
+def _application(constructor, weights_file, preprocess):
+    def build(image_size, weights, allow_random_weights):
+        shape = (image_size, image_size, 3)
+        if weights in ("none", "random"):
+            if not allow_random_weights:
+                raise FeatureWeightsError(
+                    f"weights={weights!r} would give the feature loss random weights. "
+                    "Set `allow_random_weights: true` to do this on purpose (tests only)."
+                )
+            return constructor(include_top=False, weights=None, input_shape=shape)
+        if weights == "imagenet":
+            try:
+                return constructor(include_top=False, weights="imagenet", input_shape=shape)
+            except Exception as e:  # keras raises a bare Exception on URL failures
+                raise FeatureWeightsError(
+                    f"Could not load ImageNet weights for {constructor.__name__} ({e}). With no network, put the "
+                    f"file `{weights_file}` into `{_keras_cache_dir()}/` (the Keras cache; set KERAS_HOME to move it), "
+                    "or set `loss.feature.weights` to the path of that file."
+                ) from None
+        if not os.path.isfile(weights):
+            raise FeatureWeightsError(
+                f"Feature network weights file not found: {weights!r}. Give the path of `{weights_file}` "
+                f"(or a `.weights.h5` saved from {constructor.__name__}(include_top=False)), or use `weights: imagenet`."
+            )
+        return constructor(include_top=False, weights=weights, input_shape=shape)
+
+    build.preprocess = preprocess
+    return build
+
+
+register_backbone("vgg16")(
+    _application(
+        keras.applications.VGG16, "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", keras.applications.vgg16.preprocess_input
+    )
+)
+register_backbone("vgg19")(
+    _application(
+        keras.applications.VGG19, "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", keras.applications.vgg19.preprocess_input
+    )
+)
+register_backbone("resnet50")(
+    _application(
+        keras.applications.ResNet50,
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        keras.applications.resnet50.preprocess_input,
+    )
+)
+
+
+def _from_model_file(kind):
+    def build(image_size, weights, allow_random_weights):
+        if weights in ("imagenet", "none", "random") or not os.path.isfile(weights):
+            raise FeatureWeightsError(
+                f"The {kind!r} feature network is a segmentation model loaded whole from a `.keras` file "
+                f"(the thesis used one pretrained on COCO). Set `loss.feature.weights` to its path. Received: weights={weights!r}"
+            )
+        model = keras.models.load_model(weights, compile=False)
+        if model.input_shape[-1] != 3:
+            raise ValueError(f"The {kind!r} model in {weights!r} must take RGB input; its input shape is {model.input_shape}.")
+        return model
+
+    # segmentation_models-style encoders expect ImageNet mean/std ("torch") scaling.
+    build.preprocess = lambda x: keras.applications.imagenet_utils.preprocess_input(x, mode="torch")
+    return build
+
+
+register_backbone("unet")(_from_model_file("unet"))
+register_backbone("fpn")(_from_model_file("fpn"))
+
+
+class FeatureReconstruction:
+    """Maps RGB in [0, 1] to activations of a frozen network and compares them.
+
+    Args:
+        backbone: str. `vgg16`, `vgg19`, `resnet50`, `unet` or `fpn`.
+        layers: list of str. Layer names to compare. Defaults to `["block3_conv3"]`.
+        weights: str. `imagenet`, a file path, or `random` (with `allow_random_weights`).
+        allow_random_weights: bool. Permit random weights (for tests). Defaults to False.
+        image_size: int. Input size. Defaults to 256.
+    """
+
+    def __init__(self, backbone="vgg16", layers=("block3_conv3",), weights="imagenet", allow_random_weights=False, image_size=256):
+        build = lookup(BACKBONES, backbone, "feature backbone")
+        if allow_random_weights and weights in ("none", "random"):
+            logger.warning(
+                "!!! FEATURE LOSS ON RANDOM WEIGHTS: the %s feature network is NOT pretrained "
+                "(allow_random_weights=true). Results are not the thesis's perceptual loss. !!!",
+                backbone,
+            )
+        net = build(image_size, weights, allow_random_weights)
+        names = [layer.name for layer in net.layers]
+        missing = [name for name in layers if name not in names]
+        if missing:
+            raise ValueError(f"Layer(s) {missing} not in {backbone}. Some accepted names: {names[-12:]}")
+        self.backbone = backbone
+        self.layers = list(layers)
+        self.preprocess = build.preprocess
+        self.model = keras.Model(net.input, [net.get_layer(n).output for n in self.layers], name=f"{backbone}_features")
+        self.model.trainable = False
+
+    def features(self, rgb):
+        """RGB in [0, 1] -> list of activations (the backbone's preprocessing inside the graph)."""
+        x = self.preprocess(tf.cast(rgb, tf.float32) * 255.0)
+        out = self.model(x, training=False)
+        return out if isinstance(out, (list, tuple)) else [out]
+
+    def __call__(self, rgb_true, rgb_pred):
+        """Per-sample loss: sum over layers of ||phi(y) - phi(y_hat)||^2 / (C H W). Shape `[batch]`."""
+        total = 0.0
+        for real, fake in zip(self.features(rgb_true), self.features(rgb_pred)):
+            size = tf.cast(tf.reduce_prod(tf.shape(real)[1:]), tf.float32)
+            total += tf.reduce_sum(tf.square(tf.cast(real, tf.float32) - tf.cast(fake, tf.float32)), axis=[1, 2, 3]) / size
+        return total
+
