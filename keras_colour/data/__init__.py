@@ -1,0 +1,88 @@
+"""Input pipelines: image folders and lists, Pascal VOC, and the built-in demo set."""
+
+import dataclasses
+import logging
+import math
+
+from keras_colour.data.demo import build_demo_dataset
+from keras_colour.data.images import SkipLog, list_images, read_image_list, split_per_class
+from keras_colour.data.pipeline import make_dataset, rgb_batch_to_model_inputs
+from keras_colour.data.voc import VOC_CLASSES, voc_split
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class DataBundle:
+    """What `build_datasets` returns: both pipelines and the files behind them."""
+
+    train: object
+    test: object
+    train_paths: list
+    test_paths: list
+    train_masks: list = None
+    test_masks: list = None
+    steps_per_epoch: int = 0
+    skip_log: SkipLog = dataclasses.field(default_factory=SkipLog)
+
+    def summary(self):
+        return (
+            f"train: {len(self.train_paths)} images, {self.steps_per_epoch} steps/epoch; "
+            f"test: {len(self.test_paths)} images; element spec: {self.train.element_spec}"
+        )
+
+
+def resolve_files(data_config, seed=42):
+    """Returns `(train_paths, test_paths, train_masks, test_masks)` for a `DataConfig`."""
+    kind = data_config.kind
+    train_masks = test_masks = None
+    if kind == "voc":
+        train, train_masks = voc_split(data_config.train, data_config.voc_train_split)
+        test, test_masks = voc_split(data_config.test or data_config.train, data_config.voc_test_split)
+    else:
+        if kind == "demo":
+            train_dir, test_dir = build_demo_dataset(data_config.demo_cache_dir, data_config.demo_train_crops, seed)
+            train, labels = list_images(train_dir)
+            test, _ = list_images(test_dir)
+        else:
+            reader = list_images if kind == "folder" else read_image_list
+            train, labels = reader(data_config.train)
+            if data_config.test:
+                test, _ = reader(data_config.test)
+            else:
+                train, test = split_per_class(train, labels, data_config.test_per_class, seed)
+    if data_config.max_train_images:
+        train = train[: data_config.max_train_images]
+        train_masks = train_masks[: data_config.max_train_images] if train_masks else None
+    if not train:
+        raise ValueError(f"No training images found for data.kind={kind!r}, data.train={data_config.train!r}.")
+    return train, test, train_masks, test_masks
+
+
+def build_datasets(config, global_batch_size=None, repeat_train=False):
+    """Builds the training and test pipelines a `Config` describes."""
+    data = config.data
+    train, test, train_masks, test_masks = resolve_files(data, config.seed)
+    batch = global_batch_size or data.batch_size
+    skip_log = SkipLog()
+    common = dict(
+        image_size=data.image_size,
+        batch_size=batch,
+        seed=config.seed,
+        resize_method=data.resize_method,
+        antialias=data.antialias,
+        lab_on_device=data.lab_on_device,
+        skip_log=skip_log,
+    )
+    train_ds = make_dataset(
+        train, training=True, flip=data.flip, shuffle_buffer=data.shuffle_buffer, cache=data.cache, mask_paths=train_masks, repeat=repeat_train, **common
+    )
+    test_ds = make_dataset(test, training=False, mask_paths=test_masks, **common) if test else None
+    steps = max(1, len(train) // batch)
+    return DataBundle(train_ds, test_ds, train, test, train_masks, test_masks, steps, skip_log)
+
+
+__all__ = [
+    "DataBundle", "SkipLog", "VOC_CLASSES", "build_datasets", "build_demo_dataset", "list_images", "make_dataset",
+    "read_image_list", "resolve_files", "rgb_batch_to_model_inputs", "split_per_class", "voc_split",
+]  # fmt: skip
