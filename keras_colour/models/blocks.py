@@ -6,6 +6,7 @@ pix2pix uses the same blocks with a transposed convolution in place of upsample 
 """
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 NORMS = ("bn", "in", "ibn", "none")
@@ -62,7 +63,9 @@ def normalization(kind, name, instance_norm="channel"):
     if kind == "none" or kind is None:
         return None
     if kind == "bn":
-        return layers.BatchNormalization(name=f"{name}_bn")
+        # Under a distribution strategy, batch statistics are taken over the global
+        # batch, so N replicas train exactly as one device would.
+        return layers.BatchNormalization(synchronized=tf.distribute.has_strategy(), name=f"{name}_bn")
     if kind == "in":
         check_choice("instance_norm", instance_norm, INSTANCE_NORM_MODES)
         groups = -1 if instance_norm == "channel" else 1
