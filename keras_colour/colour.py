@@ -86,7 +86,7 @@ def rgb_to_lab(rgb):
     return tf.stack([lightness, a, b], axis=-1)
 
 
-def lab_to_rgb(lab):
+def lab_to_rgb(lab, clip=True):
     """Converts CIE Lab to sRGB in [0, 1].
 
     Out-of-gamut colours are clipped to [0, 1] (as skimage does); the result is
@@ -94,6 +94,7 @@ def lab_to_rgb(lab):
 
     Args:
         lab: float tensor of shape `[..., 3]`.
+        clip: bool. Clip to [0, 1]. Defaults to True.
 
     Returns:
         A tensor of the same shape and dtype with RGB values in [0, 1].
@@ -114,30 +115,35 @@ def lab_to_rgb(lab):
         1.055 * tf.pow(tf.maximum(linear, _LINEAR_KNEE), 1.0 / 2.4) - 0.055,
         12.92 * linear,
     )
-    return tf.clip_by_value(rgb, 0.0, 1.0)
+    return tf.clip_by_value(rgb, 0.0, 1.0) if clip else rgb
 
 
-def normalize_lab(lab):
-    """Scales Lab to the network's range: `L / 50 - 1` and `ab / 110` (BBC code)."""
-    lab = tf.convert_to_tensor(lab)
-    lightness, ab = lab[..., :1], lab[..., 1:]
-    return tf.concat([lightness / L_SCALE - 1.0, ab / AB_SCALE], axis=-1)
+def lab_to_rgb_keep_lightness(lab, iterations=8, tolerance=1e-4):
+    """Lab to RGB in [0, 1], bringing out-of-gamut colours into the gamut by
+    shrinking their chroma (a, b towards 0) instead of clipping RGB.
 
+    Clipping changes the lightness of saturated colours; shrinking ab keeps L
+    (up to 8-bit rounding), which is what an archivist colourising a
+    photograph wants: the original grayscale detail, exactly. The largest
+    in-gamut chroma scale is found by bisection, only for the pixels that
+    are out of gamut.
+    """
+    lab = _as_float(lab)
+    shape = tf.shape(lab)
+    flat = tf.reshape(lab, [-1, 3])
+    rgb = lab_to_rgb(flat, clip=False)
 
-def denormalize_lab(lab_n):
-    """Inverse of `normalize_lab`."""
-    lab_n = tf.convert_to_tensor(lab_n)
-    lightness, ab = lab_n[..., :1], lab_n[..., 1:]
-    return tf.concat([(lightness + 1.0) * L_SCALE, ab * AB_SCALE], axis=-1)
+    def in_gamut(x):
+        return tf.reduce_all((x >= -tolerance) & (x <= 1.0 + tolerance), axis=-1)
 
-
-def rgb_to_lab_normalized(rgb):
-    """RGB in [0, 1] to `(L_n, ab_n)`: shapes `[..., 1]` and `[..., 2]`."""
-    lab_n = normalize_lab(rgb_to_lab(rgb))
-    return lab_n[..., :1], lab_n[..., 1:]
-
-
-def lab_normalized_to_rgb(lightness_n, ab_n):
-    """`(L_n, ab_n)` as produced by the networks back to RGB in [0, 1]."""
-    lab_n = tf.concat([tf.cast(lightness_n, ab_n.dtype), ab_n], axis=-1)
-    return lab_to_rgb(denormalize_lab(lab_n))
+    outside = tf.where(~in_gamut(rgb))[:, 0]
+    bad = tf.gather(flat, outside)
+    lightness, ab = bad[:, :1], bad[:, 1:]
+    low, high = tf.zeros_like(lightness), tf.ones_like(lightness)
+    for _ in range(iterations):
+        mid = 0.5 * (low + high)
+        ok = in_gamut(lab_to_rgb(tf.concat([lightness, ab * mid], -1), clip=False))[:, None]
+        low, high = tf.where(ok, mid, low), tf.where(ok, high, mid)
+    fixed = lab_to_rgb(tf.concat([lightness, ab * low], -1), clip=False)
+    rgb = tf.tensor_scatter_nd_update(rgb, outside[:, None], fixed)
+    return tf.reshape(tf.clip_by_value(rgb, 0.0, 1.0), shape)

@@ -154,6 +154,7 @@ class TrainConfig:
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"
     mixed_precision: Literal["none", "mixed_float16", "mixed_bfloat16"] = "none"
     jit_compile: bool = False
+    deterministic: bool = False
     sample_images: int = 4
     eval_max_images: Optional[int] = None
     verbose: int = 1
@@ -259,7 +260,7 @@ def _coerce(value, hint, key, source):
             value = [value]
         if not isinstance(value, list):
             _fail(source, key, f"must be a list. Received: {value!r}")
-        return value
+        return [_expand_env(v, f"{key}[{i}]", source) if isinstance(v, str) else v for i, v in enumerate(value)]
     if hint is bool:
         if not isinstance(value, bool):
             _fail(source, key, f"must be true or false. Received: {value!r}")

@@ -1,0 +1,128 @@
+"""Colourise photographs of any size with a saved generator.
+
+The model runs at its own input size; its ab prediction is upsampled
+(bilinear) to the input's full resolution and joined to the input's own
+full-resolution L, so no detail of the original is lost. Colours outside the
+sRGB gamut are brought in by shrinking their chroma, which keeps L.
+Outputs are PNG files (lossless, so L survives) under the output folder,
+with the inputs' relative folders and file stems.
+"""
+
+import logging
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from keras_colour import colour
+from keras_colour.data.images import decode_to_rgb8, is_image_file
+
+logger = logging.getLogger(__name__)
+
+
+def collect_inputs(inputs):
+    """Expands files and folders (recursively) into `(path, relative output stem)` pairs."""
+    items = []
+    for given in inputs:
+        if os.path.isdir(given):
+            for dirpath, dirnames, filenames in os.walk(given):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    if is_image_file(name):
+                        path = os.path.join(dirpath, name)
+                        items.append((path, os.path.splitext(os.path.relpath(path, given))[0]))
+        elif os.path.isfile(given):
+            items.append((given, os.path.splitext(os.path.basename(given))[0]))
+        else:
+            raise FileNotFoundError(f"Input not found: {given!r}")
+    return items
+
+
+def model_image_size(model):
+    shape = model.input_shape
+    if isinstance(shape, list):
+        shape = shape[0]
+    if shape[1] is None or shape[2] is None:
+        return None
+    return int(shape[1]), int(shape[2])
+
+
+@tf.function(reduce_retracing=True)
+def _model_input(rgb, size):
+    small = tf.image.resize(rgb[None], size, method="bilinear", antialias=True)
+    return colour.rgb_to_lab_normalized(small)[0][0]
+
+
+@tf.function(reduce_retracing=True)
+def _compose(rgb, ab_n):
+    """Full-resolution L of `rgb` + upsampled predicted ab -> RGB in [0, 1]."""
+    lab = colour.rgb_to_lab(rgb)
+    height, width = tf.shape(rgb)[0], tf.shape(rgb)[1]
+    ab = tf.image.resize(ab_n[None], [height, width], method="bilinear")[0] * colour.AB_SCALE
+    return colour.lab_to_rgb_keep_lightness(tf.concat([lab[..., :1], ab], -1))
+
+
+def colourise_array(model, rgb8):
+    """Colourises one uint8 RGB (or grayscale-as-RGB) image; returns uint8 RGB of the same size."""
+    size = model_image_size(model)
+    rgb = tf.image.convert_image_dtype(tf.convert_to_tensor(rgb8), tf.float32)
+    lightness = _model_input(rgb, tf.constant(size or rgb8.shape[:2]))
+    ab = model(lightness[None], training=False)
+    ab = ab["ab"] if isinstance(ab, dict) else ab
+    return _to_uint8(_compose(rgb, tf.cast(ab[0], tf.float32)))
+
+
+def _to_uint8(rgb):
+    return np.clip(np.round(rgb.numpy() * 255.0), 0, 255).astype(np.uint8)
+
+
+def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True):
+    """Colourises files and folders into `output_dir`.
+
+    Returns:
+        (written paths, skipped paths). An unreadable file is skipped with a
+        message; the rest are still colourised. Inputs are never overwritten.
+    """
+    from PIL import Image
+    from tqdm import tqdm
+
+    size = model_image_size(model)
+    out_channels = model.output_shape["ab"][-1] if isinstance(model.output_shape, dict) else model.output_shape[-1]
+    if out_channels != 2:
+        raise ValueError(
+            f"The model outputs {out_channels} channels; colourise needs a generator with 2 (ab) outputs. "
+            "A shared-decoder model (an ab pair per class) needs a class mask and cannot colourise on its own."
+        )
+    items = collect_inputs(inputs)
+    if not items:
+        raise ValueError(f"No image files found in {list(inputs)}")
+    output_dir = os.path.abspath(output_dir)
+    written, skipped = [], []
+    bar = tqdm(total=len(items), desc="colourise", unit="img", disable=not progress)
+    for start in range(0, len(items), batch_size):
+        chunk = []
+        for path, stem in items[start : start + batch_size]:
+            try:
+                chunk.append((path, stem, decode_to_rgb8(path)))
+            except Exception as e:
+                logger.warning("Skipping %s: not a decodable image (%s)", path, e)
+                skipped.append(path)
+                bar.update(1)
+        if not chunk:
+            continue
+        rgbs = [tf.image.convert_image_dtype(tf.convert_to_tensor(a), tf.float32) for _, _, a in chunk]
+        batch = tf.stack([_model_input(r, tf.constant(size or a.shape[:2])) for r, (_, _, a) in zip(rgbs, chunk)])
+        pred = model(batch, training=False)  # one batched forward pass for the chunk
+        pred = tf.cast(pred["ab"] if isinstance(pred, dict) else pred, tf.float32)
+        for (path, stem, _), rgb, ab in zip(chunk, rgbs, pred):
+            target = os.path.join(output_dir, stem + ".png")
+            if os.path.exists(path) and os.path.exists(target) and os.path.samefile(path, target):
+                raise ValueError(f"Refusing to overwrite the input {path!r}; choose another --output folder.")
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            Image.fromarray(_to_uint8(_compose(rgb, ab))).save(target)
+            written.append(target)
+            bar.update(1)
+    bar.close()
+    if skipped:
+        logger.warning("%d file(s) could not be read and were skipped: %s", len(skipped), ", ".join(skipped))
+    return written, skipped

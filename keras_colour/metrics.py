@@ -1,0 +1,113 @@
+"""Evaluation metrics of the thesis (Tables 2 to 5), each with its exact definition.
+
+* `psnr_rgb`: PSNR on RGB uint8 images, peak 255: `10 log10(255^2 / MSE)`,
+  MSE over all pixels and the 3 channels of one image; averaged over images.
+  This is the usual convention, and the one we report as "PSNR".
+* `psnr_ab_bbc`: the original BBC code's variant: the same formula on the a
+  and b channels in unscaled Lab units, still with peak 255.
+* `ssim`: standard SSIM (Wang et al. 2004) in [-1, 1] on RGB uint8: 11x11
+  Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, data range 255, averaged
+  over channels and pixels (`tf.image.ssim`).
+* `ColourHistogram`: counts of a and b values over the whole test set, bins
+  of width 1 from -110 to 110 (220 bins), as the BBC code; plotted on a log
+  scale.
+* `js_divergence`, `kl_divergence`: between the real and generated
+  histograms, each first turned into a probability distribution
+  `p = (h + eps) / sum(h + eps)` with `eps = 1e-10`. JS uses log base 2, so it
+  lies in [0, 1]; KL(real || generated) uses the natural log (nats).
+* `colourfulness`: Hasler and Suesstrunk (2003) on RGB in [0, 255]:
+  `rg = R - G`, `yb = (R + G) / 2 - B`,
+  `M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2)`
+  (population standard deviations), per image, averaged over images.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+HIST_EDGES = np.arange(-110, 111, 1, dtype=np.float64)
+EPSILON = 1e-10
+
+
+def _batch(x):
+    x = np.asarray(x)
+    return x[None] if x.ndim == 3 else x
+
+
+def psnr_rgb(real_rgb8, fake_rgb8):
+    """Mean PSNR (dB) over images of uint8 RGB `[N, H, W, 3]` (or one image)."""
+    real = _batch(real_rgb8).astype(np.float64)
+    fake = _batch(fake_rgb8).astype(np.float64)
+    mse = np.mean((real - fake) ** 2, axis=(1, 2, 3))
+    return float(np.mean(10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-12))))
+
+
+def psnr_ab_bbc(real_ab, fake_ab):
+    """The BBC code's PSNR: on unscaled Lab a, b (`[N, H, W, 2]`), peak 255."""
+    real = _batch(real_ab).astype(np.float64)
+    fake = _batch(fake_ab).astype(np.float64)
+    mse = np.mean((real - fake) ** 2, axis=(1, 2, 3))
+    return float(np.mean(10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-12))))
+
+
+def ssim(real_rgb8, fake_rgb8):
+    """Mean standard SSIM in [-1, 1] over uint8 RGB images."""
+    real = tf.convert_to_tensor(_batch(real_rgb8), tf.float32)
+    fake = tf.convert_to_tensor(_batch(fake_rgb8), tf.float32)
+    return float(tf.reduce_mean(tf.image.ssim(real, fake, max_val=255.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03)))
+
+
+def colourfulness(rgb8):
+    """Mean Hasler-Suesstrunk colourfulness over uint8 RGB images."""
+    rgb = _batch(rgb8).astype(np.float64)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    rg = (r - g).reshape(len(rgb), -1)
+    yb = (0.5 * (r + g) - b).reshape(len(rgb), -1)
+    std = np.sqrt(rg.std(axis=1) ** 2 + yb.std(axis=1) ** 2)
+    mean = np.sqrt(rg.mean(axis=1) ** 2 + yb.mean(axis=1) ** 2)
+    return float(np.mean(std + 0.3 * mean))
+
+
+def _probabilities(hist):
+    h = np.asarray(hist, dtype=np.float64) + EPSILON
+    return h / h.sum()
+
+
+def js_divergence(real_hist, fake_hist):
+    """Jensen-Shannon divergence, base 2, in [0, 1]."""
+    p, q = _probabilities(real_hist), _probabilities(fake_hist)
+    m = 0.5 * (p + q)
+    return float(0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m)))
+
+
+def kl_divergence(real_hist, fake_hist):
+    """KL(real || generated) in nats."""
+    p, q = _probabilities(real_hist), _probabilities(fake_hist)
+    return float(np.sum(p * np.log(p / q)))
+
+
+class ColourHistogram:
+    """Accumulates a and b histograms (bins of 1 from -110 to 110) over many images."""
+
+    def __init__(self):
+        self.a = np.zeros(len(HIST_EDGES) - 1, np.int64)
+        self.b = np.zeros(len(HIST_EDGES) - 1, np.int64)
+
+    def update(self, ab):
+        """`ab`: unscaled Lab a, b values, any shape ending in 2."""
+        ab = np.asarray(ab, np.float64).reshape(-1, 2)
+        self.a += np.histogram(ab[:, 0], HIST_EDGES)[0]
+        self.b += np.histogram(ab[:, 1], HIST_EDGES)[0]
+
+    @property
+    def centres(self):
+        return 0.5 * (HIST_EDGES[:-1] + HIST_EDGES[1:])
+
+
+def compare_histograms(real, fake):
+    """JS and KL for a and b between two `ColourHistogram`s."""
+    return {
+        "js_a": js_divergence(real.a, fake.a),
+        "js_b": js_divergence(real.b, fake.b),
+        "kl_a": kl_divergence(real.a, fake.a),
+        "kl_b": kl_divergence(real.b, fake.b),
+    }
