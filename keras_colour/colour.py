@@ -147,3 +147,29 @@ def lab_to_rgb_keep_lightness(lab, iterations=8, tolerance=1e-4):
     fixed = lab_to_rgb(tf.concat([lightness, ab * low], -1), clip=False)
     rgb = tf.tensor_scatter_nd_update(rgb, outside[:, None], fixed)
     return tf.reshape(tf.clip_by_value(rgb, 0.0, 1.0), shape)
+
+
+def normalize_lab(lab):
+    """Scales Lab to the network's range: `L / 50 - 1` and `ab / 110` (BBC code)."""
+    lab = tf.convert_to_tensor(lab)
+    lightness, ab = lab[..., :1], lab[..., 1:]
+    return tf.concat([lightness / L_SCALE - 1.0, ab / AB_SCALE], axis=-1)
+
+
+def denormalize_lab(lab_n):
+    """Inverse of `normalize_lab`."""
+    lab_n = tf.convert_to_tensor(lab_n)
+    lightness, ab = lab_n[..., :1], lab_n[..., 1:]
+    return tf.concat([(lightness + 1.0) * L_SCALE, ab * AB_SCALE], axis=-1)
+
+
+def rgb_to_lab_normalized(rgb):
+    """RGB in [0, 1] to `(L_n, ab_n)`: shapes `[..., 1]` and `[..., 2]`."""
+    lab_n = normalize_lab(rgb_to_lab(rgb))
+    return lab_n[..., :1], lab_n[..., 1:]
+
+
+def lab_normalized_to_rgb(lightness_n, ab_n):
+    """`(L_n, ab_n)` as produced by the networks back to RGB in [0, 1]."""
+    lab_n = tf.concat([tf.cast(lightness_n, ab_n.dtype), ab_n], axis=-1)
+    return lab_to_rgb(denormalize_lab(lab_n))

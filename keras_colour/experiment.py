@@ -224,8 +224,10 @@ def train(config, resume=False, overwrite=False):
     paths = prepare_run_dir(config, resume, overwrite)
     configure_runtime(config)
     strategy = get_strategy(config.train.distribute)
-    repeat = config.train.steps_per_epoch is not None
-    data = build_datasets(config, global_batch_size=config.data.batch_size, repeat_train=repeat)
+    # The training pipeline repeats and epochs are counted in steps, so a file
+    # skipped as undecodable never ends an epoch early.
+    data = build_datasets(config, global_batch_size=config.data.batch_size, repeat_train=True)
+    steps_per_epoch = config.train.steps_per_epoch or data.steps_per_epoch
     logger.info("Data: %s", data.summary())
     trainer = build_trainer(config, strategy)
     ckpt = TrainingCheckpoint(trainer, paths["checkpoints"])
@@ -260,10 +262,11 @@ def train(config, resume=False, overwrite=False):
         data.train,
         epochs=epochs,
         initial_epoch=initial_epoch,
-        steps_per_epoch=config.train.steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
         validation_data=validation,
         callbacks=callbacks,
         verbose=config.train.verbose,
+        shuffle=False,  # the pipeline shuffles (seeded)
     )
     if stop.message:
         raise NonFiniteLossError(stop.message)
