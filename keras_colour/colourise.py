@@ -87,7 +87,8 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True):
     from tqdm import tqdm
 
     size = model_image_size(model)
-    out_channels = model.output_shape["ab"][-1] if isinstance(model.output_shape, dict) else model.output_shape[-1]
+    output = model.output["ab"] if isinstance(model.output, dict) else model.output
+    out_channels = output.shape[-1]
     if out_channels != 2:
         raise ValueError(
             f"The model outputs {out_channels} channels; colourise needs a generator with 2 (ab) outputs. "

@@ -1,0 +1,32 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import numpy as np
+import pytest
+
+
+# Small settings used across tests: 64x64 images, narrow networks (SPEC shapes, smaller widths).
+SMALL = dict(image_size=64, base_filters=8, num_downsamples=5)
+
+
+@pytest.fixture(scope="session")
+def demo_cache(tmp_path_factory):
+    """One demo dataset for the whole session."""
+    path = str(tmp_path_factory.mktemp("demo_cache"))
+    os.environ["KERAS_COLOUR_CACHE"] = path
+    return path
+
+
+@pytest.fixture
+def photos():
+    """Real colour photographs shipped with scikit-image."""
+    import skimage.data
+
+    return [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
