@@ -69,7 +69,12 @@ class TrainingCheckpoint:
         if latest is None:
             return 0
         self.checkpoint.restore(latest).assert_existing_objects_matched()
-        logger.info("Resumed from %s (%d epochs completed)", latest, int(self.epoch.numpy()))
+        logger.info(
+            "Resumed from %s (%d epochs completed, optimiser step %d)",
+            latest,
+            int(self.epoch.numpy()),
+            int(self.trainer.g_optimizer.iterations.numpy()),
+        )
         return int(self.epoch.numpy())
 
 

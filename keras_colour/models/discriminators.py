@@ -17,6 +17,11 @@ def _conditional_inputs(image_size):
     return [lightness, ab], layers.Concatenate(name="condition_concat")([lightness, ab])
 
 
+def _check_multiple(image_size, step, why):
+    if not isinstance(image_size, int) or image_size < step or image_size % step:
+        raise ValueError(f"image_size={image_size!r} must be a multiple of {step} ({why}): {step}, {2 * step}, {4 * step}, ...")
+
+
 def _d_norm_plan(norm, num_blocks):
     blocks.check_choice("norm", norm, blocks.NORMS)
     if norm == "ibn":  # SPEC 2.1: 64 none, 128 IN, 256 and 512 BN
@@ -37,7 +42,7 @@ def build_patchgan_discriminator(image_size=256, norm="bn", spectral_norm=False,
     """
     if scales != 1:
         raise ValueError(f"`scales` must be 1 for patchgan; use kind 'multiscale' for several. Received: scales={scales!r}")
-    blocks.check_size(image_size, 3, option="the PatchGAN's 3 stride-2 blocks")
+    _check_multiple(image_size, 8, "patchgan halves it 3 times")
     opts = dict(
         spectral_norm=spectral_norm,
         instance_norm=instance_norm,
@@ -78,7 +83,7 @@ def build_multiscale_discriminator(image_size=256, norm="bn", spectral_norm=Fals
     """
     if not isinstance(scales, int) or not 1 <= scales <= 3:
         raise ValueError(f"`scales` must be 1, 2 or 3. Received: scales={scales!r}")
-    blocks.check_size(image_size, 4 + scales - 1, option=f"4 stride-2 blocks at {scales} scale(s), i.e. halvings")
+    _check_multiple(image_size, 2**scales, f"each of the {scales} scale(s) halves it and must stay even")
     filters = [min(base_filters * 2**i, base_filters * 8) for i in range(4)]
     norms = _d_norm_plan(norm, 4)
     inputs, x = _conditional_inputs(image_size)
