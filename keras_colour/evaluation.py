@@ -84,36 +84,6 @@ def load_histograms(path):
     return real, fake
 
 
-def plot_histograms(path, real_hist, generated, title=None):
-    """Log a and b histograms, real vs each generated one (thesis Figures 8 and 10).
-
-    Args:
-        path: str. PNG to write.
-        real_hist: `ColourHistogram` of the real test images.
-        generated: dict of label -> `ColourHistogram`.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    centres = real_hist.centres
-    for ax, channel in zip(axes, ("a", "b")):
-        ax.plot(centres, np.log10(getattr(real_hist, channel) + 1), color="black", linewidth=2, label="real")
-        for label, hist in generated.items():
-            ax.plot(centres, np.log10(getattr(hist, channel) + 1), label=label)
-        ax.set_xlabel(f"{channel} (Lab)")
-        ax.set_ylabel("log10(count + 1)")
-        ax.set_xlim(-110, 110)
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 TABLE_COLUMNS = ("model", "js_a", "js_b", "kl_a", "kl_b", "psnr", "ssim", "psnr_ab_bbc", "colourfulness_real", "colourfulness_generated", "images")
 TABLE_HEADERS = ("Model", "JS a", "JS b", "KL a", "KL b", "PSNR (RGB, dB)", "SSIM", "PSNR ab (BBC)", "Colourfulness real", "Colourfulness generated", "Images")
 

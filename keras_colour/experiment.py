@@ -6,17 +6,15 @@ A run folder holds the resolved `config.yaml`, `checkpoints/`,
 `metrics.json`, `histograms.npz` and `histograms.png`.
 """
 
-import csv
 import json
 import logging
 import math
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from keras_colour import colour
+from keras_colour import colour, figures
 from keras_colour.checkpoint import EpochCheckpoint, TrainingCheckpoint, atomic_write_text
 from keras_colour.config import ConfigError, config_from_dict, save_config
 
@@ -112,7 +110,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.segmentation = segmentation
 
     def on_epoch_end(self, epoch, logs=None):
-        save_sample_grid(self.model.generator, self.batch, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"), self.segmentation)
+        figures.save_sample_grid(self.model.generator, self.batch, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"), self.segmentation)
 
 
 class LossCurves(keras.callbacks.Callback):
@@ -124,7 +122,9 @@ class LossCurves(keras.callbacks.Callback):
         self.png_path = png_path
 
     def on_epoch_end(self, epoch, logs=None):
-        plot_loss_curves(self.history_path, self.png_path)
+        fig = figures.plot_loss_curves(self.history_path, self.png_path)
+        if fig is not None:
+            figures.close(fig)
 
 
 class ReportSkips(keras.callbacks.Callback):
@@ -134,53 +134,6 @@ class ReportSkips(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.skip_log.report()
-
-
-def save_sample_grid(generator, batch, path, segmentation="none"):
-    from PIL import Image
-
-    from keras_colour.evaluation import predict_ab
-
-    lightness, ab = batch[0], batch[1]
-    mask = batch[2] if len(batch) > 2 else None
-    fake_ab = predict_ab(generator, lightness, mask, segmentation)
-    gray = colour.lab_normalized_to_rgb(lightness, tf.zeros_like(ab))
-    fake = colour.lab_normalized_to_rgb(lightness, fake_ab)
-    real = colour.lab_normalized_to_rgb(lightness, ab)
-    rows = tf.concat([gray, fake, real], axis=2)  # columns side by side
-    grid = tf.reshape(rows, [-1, rows.shape[2], 3]).numpy()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.fromarray(np.clip(np.round(grid * 255), 0, 255).astype(np.uint8)).save(path)
-
-
-def plot_loss_curves(history_path, png_path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not os.path.isfile(history_path):
-        return
-    with open(history_path, encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return
-    epochs = [int(r["epoch"]) + 1 for r in rows]
-    groups = [("Generator", "g_"), ("Discriminator", "d_")]
-    groups = [(t, p) for t, p in groups if any(k.startswith(p) for k in rows[0])]
-    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4), squeeze=False)
-    for ax, (title, prefix) in zip(axes[0], groups):
-        for key in rows[0]:
-            if key.startswith(prefix) or key.startswith("val_" + prefix):
-                values = [float(r[key]) if r[key] not in ("", None) else np.nan for r in rows]
-                ax.plot(epochs, values, marker="o", linestyle="--" if key.startswith("val_") else "-", label=key)
-        ax.set_title(f"{title} losses")
-        ax.set_xlabel("epoch")
-        ax.set_yscale("symlog", linthresh=1e-3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
 
 
 # -- stages ----------------------------------------------------------------------
@@ -276,7 +229,8 @@ def train(config, resume=False, overwrite=False):
 def evaluate_run(run_dir, max_images=None):
     """Evaluates a run's `generator.keras` on its test set; writes metrics and histograms."""
     from keras_colour.data import make_dataset, resolve_files
-    from keras_colour.evaluation import evaluate_generator, plot_histograms, save_histograms, write_metrics
+    from keras_colour.evaluation import evaluate_generator, save_histograms, write_metrics
+    from keras_colour.figures import close, plot_histograms
 
     config = load_run_config(run_dir)
     paths = run_paths(run_dir)
@@ -293,14 +247,15 @@ def evaluate_run(run_dir, max_images=None):
     results["model"] = config.name
     write_metrics(paths["metrics"], results)
     save_histograms(paths["histograms"], real_hist, fake_hist)
-    plot_histograms(paths["histogram_plot"], real_hist, {config.name: fake_hist}, title=config.name)
+    close(plot_histograms(paths["histogram_plot"], real_hist, {config.name: fake_hist}, title=config.name))
     logger.info("Evaluated %s: %s", run_dir, results)
     return results
 
 
 def compare_runs(run_dirs, output_dir, max_images=None):
     """Evaluates several runs and writes the comparison table and histogram figure."""
-    from keras_colour.evaluation import load_histograms, plot_histograms, write_comparison
+    from keras_colour.evaluation import load_histograms, write_comparison
+    from keras_colour.figures import close, plot_histograms
 
     rows, generated, real = [], {}, None
     for run_dir in run_dirs:
@@ -315,7 +270,7 @@ def compare_runs(run_dirs, output_dir, max_images=None):
         rows.append(results)
     md, csv_path = write_comparison(rows, output_dir)
     fig = os.path.join(output_dir, "histograms.png")
-    plot_histograms(fig, real, generated, title="a and b histograms: real vs generated")
+    close(plot_histograms(fig, real, generated, title="a and b histograms: real vs generated"))
     return {"markdown": md, "csv": csv_path, "figure": fig, "rows": rows}
 
 

@@ -2,7 +2,6 @@
 
 import dataclasses
 import logging
-import math
 
 from keras_colour.data.demo import build_demo_dataset
 from keras_colour.data.images import SkipLog, list_images, read_image_list, split_per_class

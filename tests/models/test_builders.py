@@ -1,7 +1,6 @@
 """Architectures against the SPEC's layer lists (section 2), built at full and small size."""
 
 import json
-import os
 
 import keras
 import numpy as np
