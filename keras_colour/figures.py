@@ -117,3 +117,83 @@ def read_tensorboard_scalars(log_dir):
                 number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
                 scalars.setdefault(f"{split}/{value.tag}", []).append((int(event.step), number))
     return scalars
+
+
+def plot_tensorboard_scalars(scalars, tags, path=None, title=None):
+    """Plots TensorBoard epoch scalars (from `read_tensorboard_scalars`), train and validation together."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for tag in tags:
+        for split in ("train", "validation"):
+            points = scalars.get(f"{split}/{tag}")
+            if points:
+                steps, values = zip(*sorted(points))
+                ax.plot(np.array(steps) + 1, values, marker="o", linestyle="-" if split == "train" else "--", label=f"{split} {tag}")
+    ax.set_xlabel("epoch")
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=100)
+    return fig
+
+
+def _label(image, text):
+    from PIL import Image, ImageDraw
+
+    im = Image.fromarray(image)
+    ImageDraw.Draw(im).text((3, 2), text, fill=(255, 255, 0))
+    return np.asarray(im)
+
+
+def qualitative_grid(run_dirs, image_paths, path=None, labels=True):
+    """A grid like the thesis's Figure 9: grayscale input, each run's colourisation, ground truth.
+
+    One row per image; every image is shown at the first run's model size.
+    Returns the grid as a uint8 array (and saves it as PNG when `path` is given).
+    """
+    import keras
+    from PIL import Image
+
+    from keras_colour.colourise import colourise_array, model_image_size
+    from keras_colour.data.images import decode_to_rgb8
+    from keras_colour.experiment import load_run_config, run_paths
+
+    models = [keras.models.load_model(run_paths(r)["generator"], compile=False) for r in run_dirs]
+    names = [load_run_config(r).name for r in run_dirs]
+    size = model_image_size(models[0]) or (256, 256)
+    rows = []
+    for image_path in image_paths:
+        rgb = np.asarray(Image.fromarray(decode_to_rgb8(image_path)).resize(size[::-1], Image.BICUBIC))
+        gray = colour.lab_to_rgb(tf.concat([colour.rgb_to_lab(rgb / 255.0)[..., :1], tf.zeros(rgb.shape[:2] + (2,), tf.float64)], -1))
+        gray = np.round(gray.numpy() * 255).astype(np.uint8)
+        cells = [("input", gray)] + [(n, colourise_array(m, rgb)) for n, m in zip(names, models)] + [("ground truth", rgb)]
+        rows.append(np.concatenate([_label(c, t) if labels else c for t, c in cells], axis=1))
+    grid = np.concatenate(rows, axis=0)
+    if path:
+        Image.fromarray(grid).save(path)
+    return grid
+
+
+def full_resolution_colourisations(run_dirs, image_paths, output_dir):
+    """Colourises each image at its full resolution with each run; returns {(run name, image): png path}."""
+    import keras
+    from PIL import Image
+
+    from keras_colour.colourise import colourise_array
+    from keras_colour.data.images import decode_to_rgb8
+    from keras_colour.experiment import load_run_config, run_paths
+
+    os.makedirs(output_dir, exist_ok=True)
+    written = {}
+    for run_dir in run_dirs:
+        name = load_run_config(run_dir).name
+        model = keras.models.load_model(run_paths(run_dir)["generator"], compile=False)
+        for image_path in image_paths:
+            stem = os.path.splitext(os.path.basename(image_path))[0]
+            target = os.path.join(output_dir, f"{name}_{stem}_full.png")
+            Image.fromarray(colourise_array(model, decode_to_rgb8(image_path))).save(target)
+            written[(name, image_path)] = target
+    return written
