@@ -27,6 +27,11 @@ D65_WHITE = np.array([0.95047, 1.0, 1.08883], dtype=np.float64)
 L_SCALE = 50.0
 AB_SCALE = 110.0
 
+# (fx, fy, fz) -> (L + 16, a, b), as rows.
+_LAB_FROM_F = np.array([[0.0, 116.0, 0.0], [500.0, -500.0, 0.0], [0.0, 200.0, -200.0]])
+
+_F_FROM_LAB = np.array([[1 / 116, 1 / 500, 0.0], [1 / 116, 0.0, 0.0], [1 / 116, 0.0, -1 / 200]])
+
 # Thresholds of the piecewise functions, as written in skimage.
 _SRGB_KNEE = 0.04045
 _LINEAR_KNEE = 0.0031308
@@ -45,9 +50,18 @@ def _as_float(x):
 
 
 def _matmul_channels(x, matrix):
-    """Multiplies the last axis of `x` by `matrix.T` (channels-last colour transform)."""
+    """Multiplies the last axis of `x` by `matrix.T` (channels-last colour transform).
+
+    A reshape to `[N, 3]` and one matmul is several times faster on the CPU
+    than `tensordot` or unstack/stack arithmetic.
+    """
     m = tf.constant(matrix.T, dtype=x.dtype)
-    return tf.tensordot(x, m, axes=[[-1], [0]])
+    return tf.reshape(tf.matmul(tf.reshape(x, [-1, 3]), m), tf.shape(x))
+
+
+def _pow(x, exponent):
+    """x ** exponent for x > 0, as exp(log): faster than `tf.pow` on the CPU, same to float precision."""
+    return tf.exp(exponent * tf.math.log(x))
 
 
 def _check_channels(x, name):
@@ -70,20 +84,17 @@ def rgb_to_lab(rgb):
     # each power so the unused branch never yields inf * 0 = NaN gradients.
     linear = tf.where(
         rgb > _SRGB_KNEE,
-        tf.pow((tf.maximum(rgb, _SRGB_KNEE) + 0.055) / 1.055, 2.4),
+        _pow((tf.maximum(rgb, _SRGB_KNEE) + 0.055) / 1.055, 2.4),
         rgb / 12.92,
     )
-    xyz = _matmul_channels(linear, XYZ_FROM_RGB) / tf.constant(D65_WHITE, dtype=rgb.dtype)
+    xyz = _matmul_channels(linear, XYZ_FROM_RGB / D65_WHITE[:, None])
     f = tf.where(
         xyz > _LAB_EPSILON,
-        tf.pow(tf.maximum(xyz, _LAB_EPSILON), 1.0 / 3.0),
+        _pow(tf.maximum(xyz, _LAB_EPSILON), 1.0 / 3.0),
         7.787 * xyz + 16.0 / 116.0,
     )
-    fx, fy, fz = tf.unstack(f, axis=-1)
-    lightness = 116.0 * fy - 16.0
-    a = 500.0 * (fx - fy)
-    b = 200.0 * (fy - fz)
-    return tf.stack([lightness, a, b], axis=-1)
+    # L = 116 fy - 16, a = 500 (fx - fy), b = 200 (fy - fz), as one matrix.
+    return _matmul_channels(f, _LAB_FROM_F) - tf.constant([16.0, 0.0, 0.0], dtype=rgb.dtype)
 
 
 def lab_to_rgb(lab, clip=True):
@@ -101,18 +112,15 @@ def lab_to_rgb(lab, clip=True):
     """
     lab = _as_float(lab)
     _check_channels(lab, "lab")
-    lightness, a, b = tf.unstack(lab, axis=-1)
-    fy = (lightness + 16.0) / 116.0
-    fx = a / 500.0 + fy
+    # fy = (L + 16) / 116, fx = fy + a / 500, fz = fy - b / 200.
+    f = _matmul_channels(lab, _F_FROM_LAB) + tf.constant(16.0 / 116.0, dtype=lab.dtype)
     # skimage sets negative z to 0 (with a warning): the colour is outside the gamut.
-    fz = tf.maximum(fy - b / 200.0, 0.0)
-    f = tf.stack([fx, fy, fz], axis=-1)
-    xyz = tf.where(f > _LAB_F_KNEE, tf.pow(f, 3.0), (f - 16.0 / 116.0) / 7.787)
-    xyz = xyz * tf.constant(D65_WHITE, dtype=lab.dtype)
-    linear = _matmul_channels(xyz, RGB_FROM_XYZ)
+    f = tf.maximum(f, tf.constant([-np.inf, -np.inf, 0.0], dtype=lab.dtype))
+    xyz = tf.where(f > _LAB_F_KNEE, f * f * f, (f - 16.0 / 116.0) / 7.787)
+    linear = _matmul_channels(xyz, RGB_FROM_XYZ * D65_WHITE[None, :])
     rgb = tf.where(
         linear > _LINEAR_KNEE,
-        1.055 * tf.pow(tf.maximum(linear, _LINEAR_KNEE), 1.0 / 2.4) - 0.055,
+        1.055 * _pow(tf.maximum(linear, _LINEAR_KNEE), 1.0 / 2.4) - 0.055,
         12.92 * linear,
     )
     return tf.clip_by_value(rgb, 0.0, 1.0) if clip else rgb
