@@ -79,6 +79,7 @@ def main():
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--bf16", action="store_true", help="torch.autocast(cpu, bfloat16), the analogue of mixed_bfloat16")
     args = parser.parse_args()
     torch.manual_seed(0)
     g, d = Generator(), MultiScaleDiscriminator(3)
@@ -89,6 +90,10 @@ def main():
     mse, l1 = nn.MSELoss(), nn.L1Loss()
 
     def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            losses_step()
+
+    def losses_step():
         fake = g(lightness)
         d_opt.zero_grad()
         d_loss = sum(0.5 * (mse(r, torch.ones_like(r)) + mse(f, torch.zeros_like(f))) for r, f in zip(d(lightness, ab), d(lightness, fake.detach())))
@@ -106,7 +111,7 @@ def main():
         step()
     elapsed = time.perf_counter() - start
     print(f"PyTorch {torch.__version__} eager, {torch.get_num_threads()} threads, CPU cores {os.cpu_count()}: "
-          f"Gorriz 3-scale step, size {args.size}, batch {args.batch}: {args.batch * args.steps / elapsed:.2f} images/s")  # fmt: skip
+          f"Gorriz 3-scale step{' (autocast bfloat16)' if args.bf16 else ''}, size {args.size}, batch {args.batch}: {args.batch * args.steps / elapsed:.2f} images/s")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -64,12 +64,14 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--xla", choices=("off", "on", "both"), default="both")
+    parser.add_argument("--precisions", nargs="+", default=None, choices=("none", "mixed_float16", "mixed_bfloat16"),
+                        help="dtype policies to time (default: none, plus mixed_float16 on a GPU)")
     args = parser.parse_args()
     gpu = bool(tf.config.list_physical_devices("GPU"))
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; GPU: {gpu}; CPU cores: {os.cpu_count()}; "
           f"size {args.size}, batch {args.batch}, {args.steps} timed steps")  # fmt: skip
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.xla]
-    precisions = ["none", "mixed_float16"] if gpu else ["none"]
+    precisions = args.precisions or (["none", "mixed_float16"] if gpu else ["none"])
     print(f"{'family':16s} {'XLA':5s} {'precision':14s} {'images/s':>10s}")
     for family in args.families:
         for jit in jits:

@@ -35,7 +35,7 @@ def _colourise(args):
     from keras_colour.colourise import colourise_paths
 
     model = keras.models.load_model(args.model, compile=False)
-    written, skipped = colourise_paths(model, args.inputs, args.output, batch_size=args.batch_size)
+    written, skipped = colourise_paths(model, args.inputs, args.output, batch_size=args.batch_size, png_compression=args.png_compression)
     print(f"Colourised {len(written)} image(s) into {args.output}; skipped {len(skipped)} unreadable file(s).")
     return 1 if skipped else 0
 
@@ -83,6 +83,7 @@ def build_parser():
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--output", required=True)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--png-compression", type=int, default=1, choices=range(10), metavar="0-9", help="zlib level of the PNGs (default 1: fast)")
     p.set_defaults(fn=_colourise)
 
     p = sub.add_parser("demo", help="build the built-in demo dataset and summarise its pipeline")

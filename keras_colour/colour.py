@@ -133,28 +133,25 @@ def lab_to_rgb_keep_lightness(lab, iterations=8, tolerance=1e-4):
     Clipping changes the lightness of saturated colours; shrinking ab keeps L
     (up to 8-bit rounding), which is what an archivist colourising a
     photograph wants: the original grayscale detail, exactly. The largest
-    in-gamut chroma scale is found by bisection, only for the pixels that
-    are out of gamut.
+    in-gamut chroma scale is found per pixel by bisection (`iterations`
+    halvings; in-gamut pixels keep their colour exactly). Static shapes and
+    elementwise ops only, so XLA fuses it into one pass per iteration.
     """
     lab = _as_float(lab)
-    shape = tf.shape(lab)
-    flat = tf.reshape(lab, [-1, 3])
-    rgb = lab_to_rgb(flat, clip=False)
+    lightness, ab = lab[..., :1], lab[..., 1:]
 
-    def in_gamut(x):
-        return tf.reduce_all((x >= -tolerance) & (x <= 1.0 + tolerance), axis=-1)
+    def in_gamut(scale):
+        rgb = lab_to_rgb(tf.concat([lightness, ab * scale], -1), clip=False)
+        return tf.reduce_all((rgb >= -tolerance) & (rgb <= 1.0 + tolerance), axis=-1, keepdims=True)
 
-    outside = tf.where(~in_gamut(rgb))[:, 0]
-    bad = tf.gather(flat, outside)
-    lightness, ab = bad[:, :1], bad[:, 1:]
-    low, high = tf.zeros_like(lightness), tf.ones_like(lightness)
+    one = tf.ones_like(lightness)
+    low, high = tf.zeros_like(lightness), one
     for _ in range(iterations):
         mid = 0.5 * (low + high)
-        ok = in_gamut(lab_to_rgb(tf.concat([lightness, ab * mid], -1), clip=False))[:, None]
+        ok = in_gamut(mid)
         low, high = tf.where(ok, mid, low), tf.where(ok, high, mid)
-    fixed = lab_to_rgb(tf.concat([lightness, ab * low], -1), clip=False)
-    rgb = tf.tensor_scatter_nd_update(rgb, outside[:, None], fixed)
-    return tf.reshape(tf.clip_by_value(rgb, 0.0, 1.0), shape)
+    scale = tf.where(in_gamut(one), one, low)
+    return lab_to_rgb(tf.concat([lightness, ab * scale], -1))
 
 
 def normalize_lab(lab):

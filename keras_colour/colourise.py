@@ -53,13 +53,28 @@ def _model_input(rgb, size):
     return colour.rgb_to_lab_normalized(small)[0][0]
 
 
+# Pixels are converted in chunks of one fixed size, so XLA compiles the
+# conversion once and fuses it, whatever the images' sizes.
+_CHUNK = 1 << 18
+
+
+@tf.function(jit_compile=True)
+def _lab_chunk_to_rgb(rgb_chunk, ab_chunk):
+    lightness = colour.rgb_to_lab(rgb_chunk)[:, :1]
+    return colour.lab_to_rgb_keep_lightness(tf.concat([lightness, ab_chunk], -1))
+
+
 @tf.function(reduce_retracing=True)
 def _compose(rgb, ab_n):
     """Full-resolution L of `rgb` + upsampled predicted ab -> RGB in [0, 1]."""
-    lab = colour.rgb_to_lab(rgb)
-    height, width = tf.shape(rgb)[0], tf.shape(rgb)[1]
-    ab = tf.image.resize(ab_n[None], [height, width], method="bilinear")[0] * colour.AB_SCALE
-    return colour.lab_to_rgb_keep_lightness(tf.concat([lab[..., :1], ab], -1))
+    shape = tf.shape(rgb)
+    ab = tf.image.resize(ab_n[None], shape[:2], method="bilinear")[0] * colour.AB_SCALE
+    n = shape[0] * shape[1]
+    pad = (-n) % _CHUNK
+    rgb_flat = tf.reshape(tf.pad(tf.reshape(rgb, [-1, 3]), [[0, pad], [0, 0]]), [-1, _CHUNK, 3])
+    ab_flat = tf.reshape(tf.pad(tf.reshape(ab, [-1, 2]), [[0, pad], [0, 0]]), [-1, _CHUNK, 2])
+    out = tf.map_fn(lambda x: _lab_chunk_to_rgb(x[0], x[1]), (rgb_flat, ab_flat), fn_output_signature=tf.float32)
+    return tf.reshape(tf.reshape(out, [-1, 3])[:n], shape)
 
 
 def colourise_array(model, rgb8):
@@ -76,13 +91,18 @@ def _to_uint8(rgb):
     return np.clip(np.round(rgb.numpy() * 255.0), 0, 255).astype(np.uint8)
 
 
-def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True):
+def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_compression=1):
     """Colourises files and folders into `output_dir`.
+
+    PNG files are written by a background thread while the next batch is
+    computed; `png_compression` (0-9, zlib level) trades file size for speed.
 
     Returns:
         (written paths, skipped paths). An unreadable file is skipped with a
         message; the rest are still colourised. Inputs are never overwritten.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from PIL import Image
     from tqdm import tqdm
 
@@ -98,8 +118,14 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True):
     if not items:
         raise ValueError(f"No image files found in {list(inputs)}")
     output_dir = os.path.abspath(output_dir)
-    written, skipped = [], []
+    written, skipped, pending = [], [], []
     bar = tqdm(total=len(items), desc="colourise", unit="img", disable=not progress)
+    writer = ThreadPoolExecutor(max_workers=1)
+
+    def save(array, target):
+        Image.fromarray(array).save(target, compress_level=png_compression)
+        bar.update(1)
+
     for start in range(0, len(items), batch_size):
         chunk = []
         for path, stem in items[start : start + batch_size]:
@@ -120,9 +146,11 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True):
             if os.path.exists(path) and os.path.exists(target) and os.path.samefile(path, target):
                 raise ValueError(f"Refusing to overwrite the input {path!r}; choose another --output folder.")
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            Image.fromarray(_to_uint8(_compose(rgb, ab))).save(target)
+            pending.append(writer.submit(save, _to_uint8(_compose(rgb, ab)), target))
             written.append(target)
-            bar.update(1)
+    for future in pending:
+        future.result()  # re-raises a failed write
+    writer.shutdown()
     bar.close()
     if skipped:
         logger.warning("%d file(s) could not be read and were skipped: %s", len(skipped), ", ".join(skipped))

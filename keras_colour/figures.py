@@ -14,6 +14,13 @@ import tensorflow as tf
 from keras_colour import colour
 
 
+def _finish(fig, path):
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=100)
+    return fig
+
+
 def close(fig):
     _pyplot().close(fig)
 
@@ -49,10 +56,7 @@ def plot_histograms(path, real_hist, generated, title=None):
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-    return fig
+    return _finish(fig, path)
 
 
 def plot_loss_curves(history_path, png_path=None, title=None):
@@ -77,10 +81,7 @@ def plot_loss_curves(history_path, png_path=None, title=None):
         ax.set_xlabel("epoch")
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    if png_path:
-        fig.savefig(png_path, dpi=100)
-    return fig
+    return _finish(fig, png_path)
 
 
 def save_sample_grid(generator, batch, path, segmentation="none"):
@@ -134,10 +135,7 @@ def plot_tensorboard_scalars(scalars, tags, path=None, title=None):
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-    return fig
+    return _finish(fig, path)
 
 
 def _label(image, text):

@@ -105,100 +105,87 @@ def encoder_decoder(
     return keras.Model(inputs, outputs, name=f"{name}_generator{suffix}")
 
 
-@register_generator("gorriz")
-def build_gorriz_generator(
-    image_size=256,
-    norm="bn",
-    spectral_norm=False,
-    instance_norm="channel",
-    base_filters=64,
-    max_filters=512,
-    num_downsamples=None,
-    dropout=0.0,
-    segmentation="none",
-    n_classes=21,
-):
-    """The BBC generator (Gorriz et al. 2019; SPEC 2.1).
-
+_OPTIONS_DOC = """
     Args:
         image_size: int. Height and width of the square input. Defaults to 256.
         norm: str. `bn`, `in`, `ibn` (BN everywhere, IN in the last up block) or `none`.
         spectral_norm: bool. Wrap every convolution in SpectralNormalization.
         instance_norm: str. `channel` (per-channel IN) or `sample` (the BBC code's whole-sample IN).
         base_filters, max_filters: int. Filters of the first down block and the cap. Defaults 64, 512.
-        num_downsamples: int. Down blocks. Defaults to 7 (bottleneck 2x2 at 256).
-        dropout: float. Unused by this architecture (no dropout); accepted for a uniform option set.
+        num_downsamples: int. Down blocks. Defaults to {depth}.
+        dropout: float. Dropout of the first three up blocks ({dropout}).
         segmentation: str. `none`, `shared_decoder` or `separate_decoders`.
         n_classes: int. Classes of the segmentation head. Defaults to 21 (Pascal VOC).
-    """
-    return encoder_decoder(
-        "gorriz",
-        image_size,
-        7 if num_downsamples is None else num_downsamples,
-        base_filters,
-        max_filters,
-        norm,
-        spectral_norm,
-        instance_norm,
-        segmentation,
-        n_classes,
-        transpose=False,
+"""
+
+
+def _generator_family(name, summary, default_depth, transpose, default_dropout, dropout_blocks, conv_options=None):
+    """Makes and registers a builder with the option set every generator shares."""
+
+    def build(
+        image_size=256,
+        norm="bn",
+        spectral_norm=False,
+        instance_norm="channel",
+        base_filters=64,
+        max_filters=512,
+        num_downsamples=None,
+        dropout=default_dropout,
+        segmentation="none",
+        n_classes=21,
+    ):
+        return encoder_decoder(
+            name,
+            image_size,
+            default_depth if num_downsamples is None else num_downsamples,
+            base_filters,
+            max_filters,
+            norm,
+            spectral_norm,
+            instance_norm,
+            segmentation,
+            n_classes,
+            transpose=transpose,
+            dropout=dropout,
+            dropout_blocks=dropout_blocks,
+            conv_options=conv_options,
+        )
+
+    build.__name__ = build.__qualname__ = f"build_{name}_generator"
+    build.__doc__ = summary + _OPTIONS_DOC.format(
+        depth=default_depth, dropout="unused: this architecture has none" if not dropout_blocks else f"defaults to {default_dropout}"
     )
+    return register_generator(name)(build)
 
 
-def _pix2pix(name, image_size, norm, spectral_norm, instance_norm, base_filters, max_filters, num_downsamples, dropout, segmentation, n_classes):
-    return encoder_decoder(
-        name,
-        image_size,
-        8 if num_downsamples is None else num_downsamples,
-        base_filters,
-        max_filters,
-        norm,
-        spectral_norm,
-        instance_norm,
-        segmentation,
-        n_classes,
-        transpose=True,
-        dropout=dropout,
-        dropout_blocks=3,
-        conv_options=dict(use_bias=False, kernel_initializer=keras.initializers.RandomNormal(**PIX2PIX_INIT)),
-    )
+build_gorriz_generator = _generator_family(
+    "gorriz",
+    """The BBC generator (Gorriz et al. 2019; SPEC 2.1): upsample + conv up blocks, no dropout, 2x2 bottleneck at 256.""",
+    default_depth=7,
+    transpose=False,
+    default_dropout=0.0,
+    dropout_blocks=0,
+)
 
+_PIX2PIX_CONV = dict(use_bias=False, kernel_initializer=keras.initializers.RandomNormal(**PIX2PIX_INIT))
 
-@register_generator("pix2pix")
-def build_pix2pix_generator(
-    image_size=256,
-    norm="bn",
-    spectral_norm=False,
-    instance_norm="channel",
-    base_filters=64,
-    max_filters=512,
-    num_downsamples=None,
-    dropout=0.5,
-    segmentation="none",
-    n_classes=21,
-):
-    """The pix2pix U-Net (Isola et al. 2017; SPEC 2.2), 1 channel in, 2 out.
+build_pix2pix_generator = _generator_family(
+    "pix2pix",
+    """The pix2pix U-Net (Isola et al. 2017; SPEC 2.2), 1 channel in, 2 out: 8 down blocks to 1x1 at 256,
+    transposed-convolution up blocks with dropout 0.5 on the first three, transposed-convolution tanh output.""",
+    default_depth=8,
+    transpose=True,
+    default_dropout=0.5,
+    dropout_blocks=3,
+    conv_options=_PIX2PIX_CONV,
+)
 
-    8 down blocks to 1x1 at 256, 7 transposed-convolution up blocks with
-    dropout 0.5 on the first three, and a transposed-convolution tanh output.
-    Options as `build_gorriz_generator`; `num_downsamples` defaults to 8.
-    """
-    return _pix2pix("pix2pix", image_size, norm, spectral_norm, instance_norm, base_filters, max_filters, num_downsamples, dropout, segmentation, n_classes)
-
-
-@register_generator("unet")
-def build_unet_generator(
-    image_size=256,
-    norm="bn",
-    spectral_norm=False,
-    instance_norm="channel",
-    base_filters=64,
-    max_filters=512,
-    num_downsamples=None,
-    dropout=0.5,
-    segmentation="none",
-    n_classes=21,
-):
-    """The thesis's L1 baseline (4.1.1): the pix2pix generator, trained without a discriminator."""
-    return _pix2pix("unet", image_size, norm, spectral_norm, instance_norm, base_filters, max_filters, num_downsamples, dropout, segmentation, n_classes)
+build_unet_generator = _generator_family(
+    "unet",
+    """The thesis's L1 baseline (4.1.1): the pix2pix generator, trained without a discriminator.""",
+    default_depth=8,
+    transpose=True,
+    default_dropout=0.5,
+    dropout_blocks=3,
+    conv_options=_PIX2PIX_CONV,
+)
