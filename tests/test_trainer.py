@@ -97,6 +97,8 @@ def _changed(before, model):
 @pytest.mark.parametrize("frozen", ["generator", "discriminator"])
 def test_each_update_touches_only_its_own_network(frozen):
     lr = {"train.g_learning_rate": 1e-9 if frozen == "generator" else 1e-3, "train.d_learning_rate": 1e-9 if frozen == "discriminator" else 1e-3}
+    # Spectral norm off: Keras's SpectralNormalization rewrites its kernel with the normalised one on every
+    # training-mode call (forward pass, not optimiser), which would blur what this test isolates.
     config = family_config("gorriz3", **{"model.spectral_norm": False, **lr})
     trainer = keras_colour.build_trainer(config)
     # Adam with a learning rate of (almost) 0 isolates what the *other* update does.
