@@ -30,8 +30,13 @@ def atomic_write_text(path, text):
 def export_generator(generator, path):
     """Saves the generator as a `.keras` file that loads without keras_colour."""
     tmp = f"{path[: -len('.keras')]}.tmp-{os.getpid()}.keras"
-    generator.save(tmp)
-    os.replace(tmp, path)
+    try:
+        generator.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 class TrainingCheckpoint:
