@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from keras_colour import colour
 from keras_colour.data.images import decode_to_rgb8, is_image_file
+from keras_colour.models.fast import call_generator
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def colourise_array(model, rgb8):
     size = model_image_size(model)
     rgb = tf.image.convert_image_dtype(tf.convert_to_tensor(rgb8), tf.float32)
     lightness = _model_input(rgb, tf.constant(size or rgb8.shape[:2]))
-    ab = model(lightness[None], training=False)
+    ab = call_generator(model, lightness[None], training=False)
     ab = ab["ab"] if isinstance(ab, dict) else ab
     return _to_uint8(_compose(rgb, tf.cast(ab[0], tf.float32)))
 
@@ -139,7 +140,7 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
             continue
         rgbs = [tf.image.convert_image_dtype(tf.convert_to_tensor(a), tf.float32) for _, _, a in chunk]
         batch = tf.stack([_model_input(r, tf.constant(size or a.shape[:2])) for r, (_, _, a) in zip(rgbs, chunk)])
-        pred = model(batch, training=False)  # one batched forward pass for the chunk
+        pred = call_generator(model, batch, training=False)  # one batched forward pass for the chunk
         pred = tf.cast(pred["ab"] if isinstance(pred, dict) else pred, tf.float32)
         for (path, stem, _), rgb, ab in zip(chunk, rgbs, pred):
             target = os.path.join(output_dir, stem + ".png")

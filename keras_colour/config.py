@@ -154,6 +154,7 @@ class TrainConfig:
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"
     mixed_precision: Literal["none", "mixed_float16", "mixed_bfloat16"] = "none"
     jit_compile: bool = False
+    fast_upsampling: bool = True
     deterministic: bool = False
     sample_images: int = 4
     eval_max_images: Optional[int] = None

@@ -20,8 +20,9 @@ def _to_uint8(rgb):
 def predict_ab(generator, lightness, mask=None, segmentation="none"):
     """Runs a generator and returns its normalised ab prediction `[B, H, W, 2]`."""
     from keras_colour import losses
+    from keras_colour.models.fast import call_generator
 
-    out = generator(lightness, training=False)
+    out = call_generator(generator, lightness, training=False)
     if isinstance(out, dict):
         return tf.cast(out["ab"], tf.float32)
     if segmentation == "shared_decoder" or out.shape[-1] != 2:

@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from keras_colour import colour, losses
+from keras_colour.models.fast import call_generator
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +38,15 @@ class ColourGAN(keras.Model):
             map or a list of them (one per scale).
         feature_loss: `FeatureReconstruction` or None. The perceptual head.
         segmentation: str. `none`, `shared_decoder` or `separate_decoders`.
+        fast_upsampling: bool. Run the generator's upsample + 4x4 conv pairs at low resolution
+            (`keras_colour.models.fast`): the same function with 1.8x fewer multiply-adds in those
+            layers. Defaults to True.
     """
 
-    def __init__(self, generator, discriminator=None, feature_loss=None, segmentation="none", **kwargs):
+    def __init__(self, generator, discriminator=None, feature_loss=None, segmentation="none", fast_upsampling=True, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
+        self.fast_upsampling = fast_upsampling
         self.discriminator = discriminator
         self.feature_loss = feature_loss
         self.segmentation = segmentation
@@ -111,7 +116,12 @@ class ColourGAN(keras.Model):
         return list(self._trackers.values())
 
     def call(self, inputs, training=False):
-        return self.generator(inputs, training=training)
+        return self.run_generator(inputs, training=training)
+
+    def run_generator(self, lightness, training=False):
+        if self.fast_upsampling:
+            return call_generator(self.generator, lightness, training=training)
+        return self.generator(lightness, training=training)
 
     # -- data ------------------------------------------------------------------
     def unpack(self, data):
@@ -163,7 +173,7 @@ class ColourGAN(keras.Model):
 
     def _forward(self, data, training):
         lightness, ab, mask = self.unpack(data)
-        outputs = self.generator(lightness, training=training)
+        outputs = self.run_generator(lightness, training=training)
         fake_ab = self.colour_prediction(outputs, mask)
         d_terms, fake_judgement = [], None
         if self.discriminator is not None:
@@ -212,7 +222,7 @@ class ColourGAN(keras.Model):
         lightness = items[0]
         if lightness.shape[-1] == 3:
             lightness, _ = colour.rgb_to_lab_normalized(tf.cast(lightness, tf.float32))
-        return self.generator(lightness, training=False)
+        return self.run_generator(lightness, training=False)
 
 
 @contextlib.contextmanager
@@ -266,7 +276,9 @@ def build_trainer(config, strategy=None):
         if config.loss.feature is not None:
             f = config.loss.feature
             feature = FeatureReconstruction(f.backbone, f.layers, f.weights, f.allow_random_weights, image_size=size)
-        model = ColourGAN(generator, discriminator, feature, segmentation=m.segmentation, name="colour_gan")
+        model = ColourGAN(
+            generator, discriminator, feature, segmentation=m.segmentation, fast_upsampling=train.fast_upsampling, name="colour_gan"
+        )
         g_opt = _optimizer(train.g_learning_rate, train)
         d_opt = _optimizer(train.d_learning_rate, train) if discriminator is not None else None
         loss = config.loss

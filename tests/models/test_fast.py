@@ -1,0 +1,88 @@
+"""The low-resolution upsample + conv path computes the same function, values and gradients."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_colour.models import build_generator
+from keras_colour.models.fast import call_generator, fusable_pairs, phase_kernel
+
+SMALL = dict(image_size=64, base_filters=8, num_downsamples=5)
+
+
+@pytest.mark.parametrize("height, width", [(6, 6), (5, 7), (1, 1)])
+def test_phase_conv_equals_upsample_then_conv(height, width):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(2, height, width, 3)), tf.float32)
+    kernel = tf.constant(rng.normal(size=(4, 4, 3, 5)), tf.float32)
+    reference = tf.nn.conv2d(keras.layers.UpSampling2D(2)(x), kernel, 1, "SAME")
+    fused = tf.nn.depth_to_space(tf.nn.conv2d(x, phase_kernel(kernel), 1, "SAME"), 2)
+    np.testing.assert_allclose(fused.numpy(), reference.numpy(), atol=1e-5)
+
+
+def _grads(fn, model, x):
+    with tf.GradientTape() as tape:
+        out = tf.nest.flatten(fn(x))
+        loss = tf.add_n([tf.reduce_sum(tf.square(tf.cast(o, tf.float32))) for o in out])
+    return out, tape.gradient(loss, model.trainable_variables)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(norm="bn"), dict(norm="ibn", spectral_norm=True), dict(segmentation="separate_decoders", n_classes=4),
+     dict(segmentation="shared_decoder", n_classes=3, norm="in")],  # fmt: skip
+    ids=["bn", "ibn_sn", "separate", "shared_in"],
+)
+def test_generator_values_and_gradients_match_keras(options):
+    # float64, so that the comparison shows the two paths compute the same function and gradients
+    # (in float32, batch norm over a 2x2 bottleneck amplifies summation-order noise).
+    keras.utils.set_random_seed(0)
+    keras.config.set_dtype_policy("float64")
+    try:
+        model = build_generator("gorriz", **SMALL, **options)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert len(fusable_pairs(model)[1]) == (10 if options.get("segmentation") == "separate_decoders" else 5)
+    x = tf.random.stateless_uniform([2, 64, 64, 1], [1, 2], -1, 1, dtype=tf.float64)
+    for training in (False, True):
+        u_before = [v.numpy() for v in model.non_trainable_variables if "vector_u" in v.path]
+        ref_out, ref_grads = _grads(lambda t: model(t, training=training), model, x)
+        u_after_ref = [v.numpy() for v in model.non_trainable_variables if "vector_u" in v.path]
+        for v, u in zip([v for v in model.non_trainable_variables if "vector_u" in v.path], u_before):
+            v.assign(u)  # spectral norm updates u on each training call: replay from the same state
+        out, grads = _grads(lambda t: call_generator(model, t, training=training), model, x)
+        for a, b in zip(ref_out, out):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-9, atol=1e-9)
+        scale = max(float(tf.reduce_max(tf.abs(g))) for g in ref_grads)
+        for a, b in zip(ref_grads, grads):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-9 * scale)
+        u_after_fast = [v.numpy() for v in model.non_trainable_variables if "vector_u" in v.path]
+        for a, b in zip(u_after_ref, u_after_fast):
+            np.testing.assert_allclose(b, a, atol=1e-12)
+
+
+def test_models_without_pairs_run_unchanged():
+    model = build_generator("pix2pix", **SMALL)  # transposed convolutions: nothing to fuse
+    assert fusable_pairs(model) == (set(), set())
+    x = tf.random.uniform([1, 64, 64, 1])
+    np.testing.assert_array_equal(call_generator(model, x).numpy(), model(x).numpy())
+
+
+def test_float32_values_agree():
+    model = build_generator("gorriz", norm="ibn", spectral_norm=True, **SMALL)
+    x = tf.random.uniform([2, 64, 64, 1], -1, 1)
+    np.testing.assert_allclose(call_generator(model, x).numpy(), model(x).numpy(), atol=2e-5)
+
+
+def test_mixed_precision_and_xla():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_generator("gorriz", **SMALL)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    x = tf.random.uniform([2, 64, 64, 1], -1, 1)
+    compiled = tf.function(lambda t: call_generator(model, t, training=False), jit_compile=True)
+    out = compiled(x)
+    assert out.dtype == model(x).dtype
+    np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), tf.cast(model(x), tf.float32).numpy(), atol=0.05)
