@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from keras_colour import colour
 from keras_colour.data.images import decode_to_rgb8, is_image_file
+from keras_colour.losses import ab_prediction
 from keras_colour.models.fast import call_generator
 
 logger = logging.getLogger(__name__)
@@ -78,14 +79,23 @@ def _compose(rgb, ab_n):
     return tf.reshape(tf.reshape(out, [-1, 3])[:n], shape)
 
 
+def _predict_ab(model, rgbs):
+    """Normalised ab predictions for float RGB images, one batched forward pass where sizes allow."""
+    size = model_image_size(model)
+    if size is None:  # a fully convolutional model runs each image at its own size
+        return [_predict_ab_batch(model, [r], tf.shape(r)[:2])[0] for r in rgbs]
+    return _predict_ab_batch(model, rgbs, tf.constant(size))
+
+
+def _predict_ab_batch(model, rgbs, size):
+    batch = tf.stack([_model_input(r, size) for r in rgbs])
+    return tf.unstack(ab_prediction(call_generator(model, batch, training=False)))
+
+
 def colourise_array(model, rgb8):
     """Colourises one uint8 RGB (or grayscale-as-RGB) image; returns uint8 RGB of the same size."""
-    size = model_image_size(model)
     rgb = tf.image.convert_image_dtype(tf.convert_to_tensor(rgb8), tf.float32)
-    lightness = _model_input(rgb, tf.constant(size or rgb8.shape[:2]))
-    ab = call_generator(model, lightness[None], training=False)
-    ab = ab["ab"] if isinstance(ab, dict) else ab
-    return _to_uint8(_compose(rgb, tf.cast(ab[0], tf.float32)))
+    return _to_uint8(_compose(rgb, _predict_ab(model, [rgb])[0]))
 
 
 def _to_uint8(rgb):
@@ -107,7 +117,6 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
     from PIL import Image
     from tqdm import tqdm
 
-    size = model_image_size(model)
     output = model.output["ab"] if isinstance(model.output, dict) else model.output
     out_channels = output.shape[-1]
     if out_channels != 2:
@@ -139,10 +148,7 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
         if not chunk:
             continue
         rgbs = [tf.image.convert_image_dtype(tf.convert_to_tensor(a), tf.float32) for _, _, a in chunk]
-        batch = tf.stack([_model_input(r, tf.constant(size or a.shape[:2])) for r, (_, _, a) in zip(rgbs, chunk)])
-        pred = call_generator(model, batch, training=False)  # one batched forward pass for the chunk
-        pred = tf.cast(pred["ab"] if isinstance(pred, dict) else pred, tf.float32)
-        for (path, stem, _), rgb, ab in zip(chunk, rgbs, pred):
+        for (path, stem, _), rgb, ab in zip(chunk, rgbs, _predict_ab(model, rgbs)):
             target = os.path.join(output_dir, stem + ".png")
             if os.path.exists(path) and os.path.exists(target) and os.path.samefile(path, target):
                 raise ValueError(f"Refusing to overwrite the input {path!r}; choose another --output folder.")

@@ -17,28 +17,20 @@ def _to_uint8(rgb):
     return np.clip(np.round(np.asarray(rgb) * 255.0), 0, 255).astype(np.uint8)
 
 
-def predict_ab(generator, lightness, mask=None, segmentation="none"):
+def predict_ab(generator, lightness, mask=None):
     """Runs a generator and returns its normalised ab prediction `[B, H, W, 2]`."""
-    from keras_colour import losses
+    from keras_colour.losses import ab_prediction
     from keras_colour.models.fast import call_generator
 
-    out = call_generator(generator, lightness, training=False)
-    if isinstance(out, dict):
-        return tf.cast(out["ab"], tf.float32)
-    if segmentation == "shared_decoder" or out.shape[-1] != 2:
-        if mask is None:
-            raise ValueError(f"This generator outputs {out.shape[-1]} channels (one ab pair per class): a class mask is needed.")
-        return losses.select_class_ab(out, mask)
-    return tf.cast(out, tf.float32)
+    return ab_prediction(call_generator(generator, lightness, training=False), mask)
 
 
-def evaluate_generator(generator, dataset, segmentation="none", max_images=None):
+def evaluate_generator(generator, dataset, max_images=None):
     """Computes every metric of `keras_colour.metrics` over a test pipeline.
 
     Args:
         generator: the L_n -> ab_n model.
         dataset: batches of `(L_n, ab_n)` or `(L_n, ab_n, mask)`.
-        segmentation: str. The generator's segmentation head, if any.
         max_images: int or None. Stop after this many images.
 
     Returns:
@@ -52,7 +44,7 @@ def evaluate_generator(generator, dataset, segmentation="none", max_images=None)
         mask = batch[2] if len(batch) > 2 else None
         if max_images is not None and n >= max_images:
             break
-        fake_ab = predict_ab(generator, lightness, mask, segmentation)
+        fake_ab = predict_ab(generator, lightness, mask)
         real_lab = colour.denormalize_lab(tf.concat([lightness, ab], -1)).numpy()
         fake_lab = colour.denormalize_lab(tf.concat([lightness, fake_ab], -1)).numpy()
         real8, fake8 = _to_uint8(colour.lab_to_rgb(real_lab)), _to_uint8(colour.lab_to_rgb(fake_lab))

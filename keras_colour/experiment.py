@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from keras_colour import colour, figures
-from keras_colour.checkpoint import EpochCheckpoint, TrainingCheckpoint, atomic_write_text
+from keras_colour.checkpoint import EpochCheckpoint, TrainingCheckpoint
 from keras_colour.config import ConfigError, config_from_dict, save_config
 
 logger = logging.getLogger(__name__)
@@ -103,14 +103,13 @@ class SegmentationSchedule(keras.callbacks.Callback):
 class SampleGrid(keras.callbacks.Callback):
     """Saves a grid of test colourisations each epoch: grayscale input | prediction | ground truth."""
 
-    def __init__(self, batch, directory, segmentation="none"):
+    def __init__(self, batch, directory):
         super().__init__()
         self.batch = batch
         self.directory = directory
-        self.segmentation = segmentation
 
     def on_epoch_end(self, epoch, logs=None):
-        figures.save_sample_grid(self.model.generator, self.batch, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"), self.segmentation)
+        figures.save_sample_grid(self.model.generator, self.batch, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))
 
 
 class LossCurves(keras.callbacks.Callback):
@@ -207,7 +206,7 @@ def train(config, resume=False, overwrite=False):
             sample = tuple(sample) if isinstance(sample, (tuple, list)) else (sample,)
             if sample[0].shape[-1] == 3:  # lab_on_device pipelines yield RGB
                 sample = colour.rgb_to_lab_normalized(sample[0]) + sample[1:]
-            callbacks.append(SampleGrid(sample, paths["samples"], config.model.segmentation))
+            callbacks.append(SampleGrid(sample, paths["samples"]))
         validation = data.test
         if config.train.eval_max_images:
             validation = validation.take(max(1, config.train.eval_max_images // config.data.batch_size))
@@ -243,7 +242,7 @@ def evaluate_run(run_dir, max_images=None):
     d = config.data
     dataset = make_dataset(test, d.image_size, d.batch_size, training=False, resize_method=d.resize_method, antialias=d.antialias, mask_paths=test_masks)
     limit = max_images if max_images is not None else config.train.eval_max_images
-    results, real_hist, fake_hist = evaluate_generator(generator, dataset, config.model.segmentation, limit)
+    results, real_hist, fake_hist = evaluate_generator(generator, dataset, limit)
     results["model"] = config.name
     write_metrics(paths["metrics"], results)
     save_histograms(paths["histograms"], real_hist, fake_hist)
@@ -286,4 +285,4 @@ def run(config_path, overrides=(), stage="all", resume=False, overwrite=False):
     return None
 
 
-__all__ = ["ConfigError", "NonFiniteLossError", "RunExistsError", "compare_runs", "evaluate_run", "run", "train", "atomic_write_text"]
+__all__ = ["ConfigError", "NonFiniteLossError", "RunExistsError", "compare_runs", "evaluate_run", "run", "train"]

@@ -84,7 +84,7 @@ def plot_loss_curves(history_path, png_path=None, title=None):
     return _finish(fig, png_path)
 
 
-def save_sample_grid(generator, batch, path, segmentation="none"):
+def save_sample_grid(generator, batch, path):
     """Saves (and returns) a grid: grayscale input | prediction | ground truth, one row per image."""
     from PIL import Image
 
@@ -92,7 +92,7 @@ def save_sample_grid(generator, batch, path, segmentation="none"):
 
     lightness, ab = batch[0], batch[1]
     mask = batch[2] if len(batch) > 2 else None
-    fake_ab = predict_ab(generator, lightness, mask, segmentation)
+    fake_ab = predict_ab(generator, lightness, mask)
     gray = colour.lab_normalized_to_rgb(lightness, tf.zeros_like(ab))
     fake = colour.lab_normalized_to_rgb(lightness, fake_ab)
     real = colour.lab_normalized_to_rgb(lightness, ab)

@@ -74,6 +74,21 @@ def select_class_ab(ab_per_class, mask):
     return tf.reduce_sum(pairs * onehot[..., None], axis=-2)
 
 
+def ab_prediction(outputs, mask=None):
+    """A generator's output as one ab image `[B, H, W, 2]` float32, whatever its head.
+
+    Plain generators give ab directly; `separate_decoders` gives a dict with `ab`; a shared decoder gives an
+    (a, b) pair per class, and each pixel takes its class's pair, so it needs the class `mask`.
+    """
+    if isinstance(outputs, dict):
+        outputs = outputs["ab"]
+    if outputs.shape[-1] == 2:
+        return tf.cast(outputs, tf.float32)
+    if mask is None:
+        raise ValueError(f"This generator outputs {outputs.shape[-1]} channels (one ab pair per class): a class mask is needed.")
+    return select_class_ab(outputs, mask)
+
+
 def shared_decoder_loss(ab_true, ab_per_class, mask, present_classes_only=False):
     """Per-class ab L1 on each class's pixels (thesis 4.3.1).
 

@@ -143,14 +143,6 @@ class ColourGAN(keras.Model):
             raise ValueError(f"segmentation={self.segmentation!r} needs a class mask in every batch: (L_n, ab_n, mask).")
         return lightness, ab, mask
 
-    def colour_prediction(self, outputs, mask=None):
-        """The generator's ab prediction as `[B, H, W, 2]` float32."""
-        if isinstance(outputs, dict):
-            return tf.cast(outputs["ab"], tf.float32)
-        if self.segmentation == "shared_decoder":
-            return losses.select_class_ab(outputs, mask)
-        return tf.cast(outputs, tf.float32)
-
     # -- losses ------------------------------------------------------------------
     def _generator_terms(self, lightness, ab, mask, outputs, fake_ab, fake_judgement):
         s = self.settings
@@ -174,7 +166,7 @@ class ColourGAN(keras.Model):
     def _forward(self, data, training):
         lightness, ab, mask = self.unpack(data)
         outputs = self.run_generator(lightness, training=training)
-        fake_ab = self.colour_prediction(outputs, mask)
+        fake_ab = losses.ab_prediction(outputs, mask)
         d_terms, fake_judgement = [], None
         if self.discriminator is not None:
             real_judgement = self.discriminator([lightness, ab], training=training)

@@ -70,3 +70,13 @@ def test_select_class_ab_and_segmentation_loss():
     assert float(losses.segmentation_loss(mask, logits)) < 1e-6
     logits[0, 0, 0] = 0.0
     assert float(losses.segmentation_loss(mask, logits)) == pytest.approx(np.log(4.0) / 3, rel=1e-4)
+
+
+def test_ab_prediction_for_every_head():
+    ab_true, pred, mask = _hand_made()
+    plain = tf.fill([1, 2, 2, 2], 0.3)
+    assert np.allclose(losses.ab_prediction(plain).numpy(), 0.3)
+    assert np.allclose(losses.ab_prediction({"ab": plain, "segmentation": tf.zeros([1, 2, 2, 4])}).numpy(), 0.3)
+    np.testing.assert_array_equal(losses.ab_prediction(pred, mask).numpy(), losses.select_class_ab(pred, mask).numpy())
+    with pytest.raises(ValueError, match="class mask is needed"):
+        losses.ab_prediction(pred)

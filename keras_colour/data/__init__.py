@@ -5,7 +5,7 @@ import logging
 
 from keras_colour.data.demo import build_demo_dataset
 from keras_colour.data.images import SkipLog, list_images, read_image_list, split_per_class
-from keras_colour.data.pipeline import make_dataset, rgb_batch_to_model_inputs
+from keras_colour.data.pipeline import make_dataset
 from keras_colour.data.voc import VOC_CLASSES, voc_split
 
 logger = logging.getLogger(__name__)
@@ -83,5 +83,5 @@ def build_datasets(config, global_batch_size=None, repeat_train=False):
 
 __all__ = [
     "DataBundle", "SkipLog", "VOC_CLASSES", "build_datasets", "build_demo_dataset", "list_images", "make_dataset",
-    "read_image_list", "resolve_files", "rgb_batch_to_model_inputs", "split_per_class", "voc_split",
+    "read_image_list", "resolve_files", "split_per_class", "voc_split",
 ]  # fmt: skip
