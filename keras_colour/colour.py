@@ -178,3 +178,9 @@ def lab_normalized_to_rgb(lightness_n, ab_n):
     """`(L_n, ab_n)` as produced by the networks back to RGB in [0, 1]."""
     lab_n = tf.concat([tf.cast(lightness_n, ab_n.dtype), ab_n], axis=-1)
     return lab_to_rgb(denormalize_lab(lab_n))
+
+
+def to_uint8(image):
+    """Float image in [0, 1] (NumPy array or tensor) -> uint8, rounded and clipped."""
+    image = image.numpy() if hasattr(image, "numpy") else np.asarray(image)
+    return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)

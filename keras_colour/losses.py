@@ -1,64 +1,93 @@
-"""Loss terms of the thesis's models, each returning a scalar (mean over its batch).
+"""Loss objects of the thesis's models, looked up by the names in `keras_colour.choices`.
 
-Callers divide by the number of replicas where a `tf.distribute` strategy is
-active (see `ColourGAN`), so every function here is a plain per-batch mean.
+Colour losses compare normalised ab images; adversarial losses judge discriminator outputs (one patch
+map or a list of them, one per scale). Each returns a plain per-batch mean; `ColourGAN` divides by the
+number of replicas where a `tf.distribute` strategy is active.
 """
 
 import tensorflow as tf
 
+from keras_colour import choices
 from keras_colour.data.voc import IGNORE_INDEX
-
-
-def colour_loss(ab_true, ab_pred, kind="l1", delta=1.0):
-    """L1 (or smooth L1 / Huber with `delta`) between normalised ab images."""
-    diff = tf.abs(tf.cast(ab_true, tf.float32) - tf.cast(ab_pred, tf.float32))
-    if kind == "l1":
-        return tf.reduce_mean(diff)
-    if kind == "smooth_l1":
-        quadratic = tf.minimum(diff, delta)
-        return tf.reduce_mean(0.5 * tf.square(quadratic) + delta * (diff - quadratic))
-    raise ValueError(f"Unknown colour loss {kind!r}. Accepted values: ['l1', 'smooth_l1'].")
 
 
 def _as_list(outputs):
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
-def discriminator_losses(real_outputs, fake_outputs, kind="lsgan"):
-    """Per-scale discriminator losses, 0.5 x (real + fake) each.
+class L1:
+    """Mean absolute error between normalised ab images."""
 
-    `lsgan` (Gorriz): mean squared error against 1 for real, 0 for fake.
-    `bce` (pix2pix): binary cross-entropy from logits; pix2pix halves the D
-    objective too.
+    def __call__(self, ab_true, ab_pred):
+        return tf.reduce_mean(tf.abs(tf.cast(ab_true, tf.float32) - tf.cast(ab_pred, tf.float32)))
+
+
+class SmoothL1:
+    """Huber loss with threshold `delta` (quadratic below it, linear above).
+
+    Args:
+        delta: float. Defaults to 1.0.
     """
-    losses = []
-    for real, fake in zip(_as_list(real_outputs), _as_list(fake_outputs)):
-        real, fake = tf.cast(real, tf.float32), tf.cast(fake, tf.float32)
-        if kind == "lsgan":
-            loss = 0.5 * (tf.reduce_mean(tf.square(real - 1.0)) + tf.reduce_mean(tf.square(fake)))
-        elif kind == "bce":
-            loss = 0.5 * (
-                tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real), real))
-                + tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake), fake))
-            )
-        else:
-            raise ValueError(f"Unknown adversarial loss {kind!r}. Accepted values: ['lsgan', 'bce'].")
-        losses.append(loss)
-    return losses
+
+    def __init__(self, delta=1.0):
+        self.delta = float(delta)
+
+    def __call__(self, ab_true, ab_pred):
+        diff = tf.abs(tf.cast(ab_true, tf.float32) - tf.cast(ab_pred, tf.float32))
+        quadratic = tf.minimum(diff, self.delta)
+        return tf.reduce_mean(0.5 * tf.square(quadratic) + self.delta * (diff - quadratic))
 
 
-def generator_adversarial_loss(fake_outputs, kind="lsgan"):
-    """The generator's adversarial term, summed over discriminator scales."""
-    total = 0.0
-    for fake in _as_list(fake_outputs):
-        fake = tf.cast(fake, tf.float32)
-        if kind == "lsgan":
-            total += tf.reduce_mean(tf.square(fake - 1.0))
-        elif kind == "bce":
-            total += tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake), fake))
-        else:
-            raise ValueError(f"Unknown adversarial loss {kind!r}. Accepted values: ['lsgan', 'bce'].")
-    return total
+class AdversarialLoss:
+    """A GAN objective defined by one per-scale comparison of outputs against a target (1 real, 0 fake)."""
+
+    def against(self, outputs, target):
+        """The loss of one patch map against the constant `target`."""
+        raise NotImplementedError
+
+    def discriminator(self, real_outputs, fake_outputs):
+        """Per-scale discriminator losses, 0.5 x (real + fake) each (pix2pix halves the D objective too)."""
+        return [
+            0.5 * (self.against(real, 1.0) + self.against(fake, 0.0))
+            for real, fake in zip(_as_list(real_outputs), _as_list(fake_outputs))
+        ]
+
+    def generator(self, fake_outputs):
+        """The generator's adversarial term, summed over discriminator scales."""
+        return tf.add_n([self.against(fake, 1.0) for fake in _as_list(fake_outputs)])
+
+
+class LSGAN(AdversarialLoss):
+    """Least squares (Gorriz): mean squared error against the target; what Keras 2's `mse` computed."""
+
+    def against(self, outputs, target):
+        return tf.reduce_mean(tf.square(tf.cast(outputs, tf.float32) - target))
+
+
+class BCE(AdversarialLoss):
+    """Binary cross-entropy from logits (pix2pix)."""
+
+    def against(self, outputs, target):
+        logits = tf.cast(outputs, tf.float32)
+        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.fill(tf.shape(logits), target), logits))
+
+
+COLOUR_LOSSES = {"l1": lambda delta: L1(), "smooth_l1": SmoothL1}
+ADVERSARIAL_LOSSES = {"lsgan": LSGAN, "bce": BCE}
+choices.check_registry("COLOUR_LOSSES", COLOUR_LOSSES, choices.COLOUR_LOSSES)
+choices.check_registry("ADVERSARIAL_LOSSES", ADVERSARIAL_LOSSES, choices.ADVERSARIAL_LOSSES)
+
+
+def colour_loss(kind, smooth_l1_delta=1.0):
+    """The colour loss called `kind` (`l1` or `smooth_l1`)."""
+    choices.check_choice("colour loss", kind, choices.COLOUR_LOSSES)
+    return COLOUR_LOSSES[kind](smooth_l1_delta)
+
+
+def adversarial_loss(kind):
+    """The adversarial loss called `kind` (`lsgan` or `bce`)."""
+    choices.check_choice("adversarial loss", kind, choices.ADVERSARIAL_LOSSES)
+    return ADVERSARIAL_LOSSES[kind]()
 
 
 def split_class_ab(ab_per_class):
@@ -74,30 +103,12 @@ def select_class_ab(ab_per_class, mask):
     return tf.reduce_sum(pairs * onehot[..., None], axis=-2)
 
 
-def ab_prediction(outputs, mask=None):
-    """A generator's output as one ab image `[B, H, W, 2]` float32, whatever its head.
-
-    Plain generators give ab directly; `separate_decoders` gives a dict with `ab`; a shared decoder gives an
-    (a, b) pair per class, and each pixel takes its class's pair, so it needs the class `mask`.
-    """
-    if isinstance(outputs, dict):
-        outputs = outputs["ab"]
-    if outputs.shape[-1] == 2:
-        return tf.cast(outputs, tf.float32)
-    if mask is None:
-        raise ValueError(f"This generator outputs {outputs.shape[-1]} channels (one ab pair per class): a class mask is needed.")
-    return select_class_ab(outputs, mask)
-
-
 def shared_decoder_loss(ab_true, ab_per_class, mask, present_classes_only=False):
     """Per-class ab L1 on each class's pixels (thesis 4.3.1).
 
-    For class k, L_k is the mean |ab_k - ab| over the pixels whose label is k
-    (0 if there are none). The loss is the mean of L_k over all n_classes; the
-    thesis saw that collapse to grey (most classes are absent, so the
-    gradient is diluted) and proposed averaging over the classes present in
-    the ground truth only, which `present_classes_only=True` does. Pixels
-    labelled 255 are ignored. Returns the mean over the batch.
+    For class k, L_k is the mean |ab_k - ab| over the pixels whose label is k (0 if there are none). The
+    loss is the mean of L_k over all n_classes, or over the classes present in the ground truth only with
+    `present_classes_only=True`. Pixels labelled 255 are ignored. Returns the mean over the batch.
     """
     pairs = split_class_ab(tf.cast(ab_per_class, tf.float32))  # [B, H, W, K, 2]
     n_classes = tf.shape(pairs)[-2]

@@ -1,4 +1,4 @@
-"""Pascal VOC 2012 segmentation: images with their class masks (SPEC 3).
+"""Pascal VOC 2012 segmentation: images with their class masks.
 
 Layout: `JPEGImages/<id>.jpg`, `SegmentationClass/<id>.png` (palette PNGs,
 index = class, 255 = boundary/ignore), `ImageSets/Segmentation/{train,val}.txt`.

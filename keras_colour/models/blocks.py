@@ -1,6 +1,6 @@
 """The building blocks every network shares: one down block, one up block.
 
-SPEC notation: `down(f)` = Conv2D(f, 4, stride 2, 'same') -> [norm] -> LeakyReLU(0.2);
+`down(f)` = Conv2D(f, 4, stride 2, 'same') -> [norm] -> LeakyReLU(0.2);
 `up(f, skip)` = UpSampling2D(2) -> Conv2D(f, 4, 'same') -> [norm] -> ReLU -> concat(skip).
 pix2pix uses the same blocks with a transposed convolution in place of upsample + conv.
 """
@@ -9,13 +9,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-NORMS = ("bn", "in", "ibn", "none")
-INSTANCE_NORM_MODES = ("channel", "sample")
-
-
-def check_choice(name, value, accepted):
-    if value not in accepted:
-        raise ValueError(f"Unknown {name} {value!r}. Accepted values: {list(accepted)}. Received: {name}={value!r}")
+from keras_colour.choices import INSTANCE_NORM_MODES, NORMS, check_choice
 
 
 def conv(
@@ -73,8 +67,9 @@ def normalization(kind, name, instance_norm="channel"):
     raise ValueError(f"Unknown normalisation {kind!r} for a single layer. Accepted values: ['bn', 'in', 'none'].")
 
 
-def down_block(x, filters, name, norm="bn", spectral_norm=False, instance_norm="channel", **conv_options):
-    x = conv(filters, f"{name}_conv", strides=2, spectral_norm=spectral_norm, **conv_options)(x)
+def down_block(x, filters, name, norm="bn", spectral_norm=False, instance_norm="channel", strides=2, **conv_options):
+    """Conv2D(filters, 4, `strides`) -> [norm] -> LeakyReLU(0.2), the encoder and discriminator block."""
+    x = conv(filters, f"{name}_conv", strides=strides, spectral_norm=spectral_norm, **conv_options)(x)
     norm_layer = normalization(norm, name, instance_norm)
     if norm_layer is not None:
         x = norm_layer(x)
@@ -93,6 +88,7 @@ def up_block(
     dropout=0.0,
     **conv_options,
 ):
+    """[UpSampling2D -> Conv2D(4)] or Conv2DTranspose(4, 2) -> [norm] -> [Dropout] -> ReLU -> concat(skip)."""
     if transpose:
         x = conv(filters, f"{name}_conv", strides=2, transpose=True, spectral_norm=spectral_norm, **conv_options)(x)
     else:

@@ -7,6 +7,7 @@ concatenation, as a conditional GAN does.
 import keras
 from keras import layers
 
+from keras_colour.choices import NORMS, check_choice
 from keras_colour.models import blocks
 from keras_colour.models.registry import register_discriminator
 
@@ -23,15 +24,15 @@ def _check_multiple(image_size, step, why):
 
 
 def _d_norm_plan(norm, num_blocks):
-    blocks.check_choice("norm", norm, blocks.NORMS)
-    if norm == "ibn":  # SPEC 2.1: 64 none, 128 IN, 256 and 512 BN
+    check_choice("norm", norm, NORMS)
+    if norm == "ibn":  # Gorriz IBN: 64 none, 128 IN, 256 and 512 BN
         return ["none", "in"] + ["bn"] * (num_blocks - 2)
     return ["none"] + [norm] * (num_blocks - 1)
 
 
 @register_discriminator("patchgan")
 def build_patchgan_discriminator(image_size=256, norm="bn", spectral_norm=False, instance_norm="channel", base_filters=64, scales=1):
-    """The 70x70 PatchGAN of pix2pix (SPEC 2.2): 30x30 logits at 256x256.
+    """The 70x70 PatchGAN of pix2pix : 30x30 logits at 256x256.
 
     Args:
         image_size: int. Defaults to 256; must be a multiple of 8.
@@ -54,11 +55,7 @@ def build_patchgan_discriminator(image_size=256, norm="bn", spectral_norm=False,
     for i, f in enumerate([base_filters, base_filters * 2, base_filters * 4]):
         x = blocks.down_block(x, f, f"patchgan_down{i + 1}", norm=norms[i], **opts)
     x = layers.ZeroPadding2D(name="patchgan_pad1")(x)
-    x = blocks.conv(base_filters * 8, "patchgan_conv4", padding="valid", **{k: opts[k] for k in ("spectral_norm", "use_bias", "kernel_initializer")})(x)
-    norm_layer = blocks.normalization(norms[3], "patchgan_conv4", instance_norm)
-    if norm_layer is not None:
-        x = norm_layer(x)
-    x = layers.LeakyReLU(negative_slope=0.2, name="patchgan_conv4_lrelu")(x)
+    x = blocks.down_block(x, base_filters * 8, "patchgan_down4", norm=norms[3], strides=1, padding="valid", **opts)
     x = layers.ZeroPadding2D(name="patchgan_pad2")(x)
     x = blocks.conv(1, "patchgan_logits", padding="valid", spectral_norm=spectral_norm, kernel_initializer=opts["kernel_initializer"])(x)
     return keras.Model(inputs, x, name="patchgan_discriminator")
@@ -66,7 +63,7 @@ def build_patchgan_discriminator(image_size=256, norm="bn", spectral_norm=False,
 
 @register_discriminator("multiscale")
 def build_multiscale_discriminator(image_size=256, norm="bn", spectral_norm=False, instance_norm="channel", base_filters=64, scales=3):
-    """Gorriz et al.'s multi-resolution discriminators (SPEC 2.1).
+    """Gorriz et al.'s multi-resolution discriminators .
 
     Scale `s` (0-based) sees the input average-pooled `s` times and has its own
     weights: down 64 (no norm), 128, 256, 512, then Conv2D(1, 4, stride 1),

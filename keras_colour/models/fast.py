@@ -1,4 +1,4 @@
-"""Running a generator's upsample + conv blocks at low resolution: same function, fewer FLOPs.
+"""Running a generator's upsample + conv pairs at low resolution: the same function, fewer FLOPs.
 
 The Gorriz up block is `UpSampling2D(2, nearest) -> Conv2D(f, 4, stride 1, 'same')`. Convolving the
 nearest-upsampled image wastes work: each output pixel of parity (r, s) only ever sees 2 or 3 distinct
@@ -6,10 +6,13 @@ input pixels per axis, with the 4 taps summed in pairs. So the pair equals one 3
 *input* resolution whose 4 x C_out output channels are the four output phases, followed by
 `depth_to_space(2)`. Its kernel is a fixed linear map of the layer's own 4x4 kernel, computed in the
 graph, so gradients reach the same variables. 36 instead of 64 multiply-adds per input pixel and
-channel pair (1.8x fewer); the saved model is untouched (still the built-in layers).
+channel pair (1.8x fewer).
 
-`call_generator` runs any Functional model this way, fusing every such pair it finds and running all
-other layers as Keras would; a model without such pairs runs exactly as `model(x, training=...)`.
+`fast_twin(model)` builds, once, a training twin of a Functional generator with public Keras API only
+(`keras.models.clone_model` with a `clone_function`): every layer is shared with the original (so are
+its variables), except that each matched UpSampling2D becomes `keras.layers.Identity` and its conv
+becomes a `LowResolutionUpConv` that holds the original conv layer. The original model, the one saved
+to `generator.keras`, is untouched. Models loaded from files are called as they are.
 """
 
 import weakref
@@ -17,8 +20,6 @@ import weakref
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.models.functional import operation_fn as _keras_operation_fn
-from keras.src.models.functional import unpack_singleton
 
 # Which of the 4 kernel taps (columns) reach input offsets -1, 0, +1 (rows) for output phase 0 and 1,
 # with TensorFlow's 'same' padding for an even kernel (1 before, 2 after).
@@ -30,9 +31,7 @@ _PHASE_TAPS = np.array(
     dtype=np.float32,
 )
 
-
-# Model -> its fusable layers, found once per model.
-_FUSABLE = weakref.WeakKeyDictionary()
+_TWINS = weakref.WeakKeyDictionary()
 
 
 def phase_kernel(kernel):
@@ -43,17 +42,18 @@ def phase_kernel(kernel):
     return tf.reshape(k, [3, 3, shape[2], 4 * shape[3]])
 
 
-def _is_fusable_upsample(op):
+def _is_fusable_upsample(layer):
     return (
-        isinstance(op, keras.layers.UpSampling2D)
-        and tuple(op.size) == (2, 2)
-        and op.interpolation == "nearest"
-        and op.data_format == "channels_last"
+        isinstance(layer, keras.layers.UpSampling2D)
+        and tuple(layer.size) == (2, 2)
+        and layer.interpolation == "nearest"
+        and layer.data_format == "channels_last"
     )
 
 
-def _inner_conv(op):
-    conv = op.layer if isinstance(op, keras.layers.SpectralNormalization) else op
+def inner_conv(layer):
+    """The Conv2D inside `layer` (itself, or the one a SpectralNormalization wraps) if it is 4x4/1 'same'."""
+    conv = layer.layer if isinstance(layer, keras.layers.SpectralNormalization) else layer
     if (
         type(conv) is keras.layers.Conv2D
         and tuple(conv.kernel_size) == (4, 4)
@@ -67,68 +67,109 @@ def _inner_conv(op):
     return None
 
 
+def _producers(inbound_nodes):
+    """Names of the layers whose outputs feed a layer, from its serialised inbound nodes."""
+    names = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            history = value.get("config", {}).get("keras_history") if value.get("class_name") == "__keras_tensor__" else None
+            if history:
+                names.append(history[0])
+            else:
+                for v in value.values():
+                    walk(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+
+    walk(inbound_nodes)
+    return names
+
+
 def fusable_pairs(model):
-    """`{id(upsample layer), id(conv layer)}` of every UpSampling2D whose only consumer is a fusable conv."""
+    """`{upsample layer name: conv layer name}` for every UpSampling2D whose only consumer is a fusable conv.
+
+    Read from the model's public config (`get_config()["layers"][i]["inbound_nodes"]`).
+    """
+    config = model.get_config()
     consumers = {}
-    for nodes in model._nodes_by_depth.values():
-        for node in nodes:
-            for tensor in node.input_tensors:
-                consumers.setdefault(id(tensor), []).append(node)
-    upsamples, convs = set(), set()
-    for nodes in model._nodes_by_depth.values():
-        for node in nodes:
-            if node.operation is None or not _is_fusable_upsample(node.operation):
-                continue
-            users = consumers.get(id(node.outputs[0]), [])
-            if len(users) == 1 and _inner_conv(users[0].operation) is not None:
-                upsamples.add(id(node.operation))
-                convs.add(id(users[0].operation))
-    return upsamples, convs
+    for entry in config.get("layers", []):
+        for producer in _producers(entry.get("inbound_nodes", [])):
+            consumers.setdefault(producer, []).append(entry["name"])
+    pairs = {}
+    for layer in model.layers:
+        users = consumers.get(layer.name, [])
+        if _is_fusable_upsample(layer) and len(users) == 1 and inner_conv(model.get_layer(users[0])) is not None:
+            pairs[layer.name] = users[0]
+    return pairs
 
 
-def _spectral_normalize(wrapper, training):
-    """What `SpectralNormalization.call` does to its kernel before convolving."""
-    if training:
-        new_u, new_kernel = keras.ops.cond(
-            keras.ops.all(keras.ops.equal(wrapper.kernel.value, 0)),
-            lambda: (wrapper.vector_u.value, wrapper.kernel.value),
-            wrapper.normalized_weights,
-        )
-        wrapper.vector_u.assign(new_u)
-        wrapper.kernel.assign(new_kernel)
+class LowResolutionUpConv(keras.layers.Layer):
+    """`UpSampling2D(2, nearest)` then a 4x4 'same' conv, run as a 3x3 conv at low resolution.
 
+    Holds the original conv layer (a `Conv2D`, a `SpectralNormalization` around one, or any layer with a
+    `normalized_kernel(training)` method) and uses its variables, so it trains them.
 
-def _fused_conv(op, training):
-    conv = _inner_conv(op)
+    Args:
+        conv_layer: the layer that followed the upsample.
+    """
 
-    def run(x, **kwargs):
-        if isinstance(op, keras.layers.SpectralNormalization):
-            _spectral_normalize(op, training)
-        dtype = conv.compute_dtype
+    def __init__(self, conv_layer, **kwargs):
+        super().__init__(name=f"{conv_layer.name}_lowres", dtype=conv_layer.dtype_policy, **kwargs)
+        self.conv_layer = conv_layer
+        self.conv = inner_conv(conv_layer) or conv_layer
+
+    def _kernel(self, training):
+        layer = self.conv_layer
+        if hasattr(layer, "normalized_kernel"):
+            return layer.normalized_kernel(training)
+        if isinstance(layer, keras.layers.SpectralNormalization) and training:
+            # What the wrapper does on a training call: one power iteration, stored into u and the kernel.
+            new_u, new_kernel = keras.ops.cond(
+                keras.ops.all(keras.ops.equal(layer.kernel.value, 0)),
+                lambda: (layer.vector_u.value, layer.kernel.value),
+                layer.normalized_weights,
+            )
+            layer.vector_u.assign(new_u)
+            layer.kernel.assign(new_kernel)
+        return self.conv.kernel
+
+    def call(self, x, training=None):
+        dtype = self.conv.compute_dtype
         x = tf.cast(x, dtype)
-        y = tf.nn.conv2d(x, phase_kernel(tf.cast(conv.kernel, dtype)), strides=1, padding="SAME")
+        y = tf.nn.conv2d(x, phase_kernel(tf.cast(self._kernel(training), dtype)), strides=1, padding="SAME")
         y = tf.nn.depth_to_space(y, 2)
-        if conv.use_bias:
-            y = y + tf.cast(conv.bias, dtype)
-        return conv.activation(y) if conv.activation is not None else y
+        if self.conv.use_bias:
+            y = y + tf.cast(self.conv.bias, dtype)
+        return self.conv.activation(y) if self.conv.activation is not None else y
 
-    return run
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = input_shape
+        double = [None if d is None else 2 * d for d in (height, width)]
+        return (batch, *double, self.conv.filters)
 
 
-def call_generator(model, inputs, training=False):
-    """`model(inputs, training=training)`, with upsample + 4x4 conv pairs run at low resolution."""
-    if model not in _FUSABLE:
-        _FUSABLE[model] = fusable_pairs(model)
-    upsamples, convs = _FUSABLE[model]
-    if not convs:
-        return model(inputs, training=training)
+def fast_twin(model):
+    """A model computing `model`'s function with every fusable pair at low resolution (built once).
 
-    def operation_fn(op):
-        if id(op) in upsamples:
-            return lambda x, **kwargs: x
-        if id(op) in convs:
-            return _fused_conv(op, training)
-        return _keras_operation_fn(op, training=training)
+    Shares every variable with `model`. Returns `model` itself when nothing can be fused.
+    """
+    if model in _TWINS:
+        return _TWINS[model]
+    pairs = fusable_pairs(model)
+    if not pairs:
+        _TWINS[model] = model
+        return model
+    convs = set(pairs.values())
 
-    outputs = model._run_through_graph(model._standardize_inputs(inputs), operation_fn=operation_fn)
-    return unpack_singleton(outputs)
+    def clone_function(layer):
+        if layer.name in pairs:
+            return keras.layers.Identity(name=f"{layer.name}_skipped")
+        if layer.name in convs:
+            return LowResolutionUpConv(layer)
+        return layer
+
+    twin = keras.models.clone_model(model, clone_function=clone_function)
+    _TWINS[model] = twin
+    return twin

@@ -1,26 +1,26 @@
 """Generators: the Gorriz et al. 2019 U-Net, pix2pix and the thesis's U-Net baseline.
 
 All three are one encoder-decoder (`encoder_decoder`) with different blocks:
-Gorriz upsamples then convolves and has no dropout (SPEC 2.1); pix2pix uses
+Gorriz upsamples then convolves and has no dropout; pix2pix uses
 transposed convolutions, no conv bias, N(0, 0.02) init and dropout on the
-first three up blocks (SPEC 2.2). Each can carry a segmentation head
-(SPEC 2.5): `shared_decoder` (2 x n_classes ab channels) or
+first three up blocks. Each can carry a segmentation head:
+`shared_decoder` (2 x n_classes ab channels) or
 `separate_decoders` (a colour and a segmentation decoder over one encoder).
 """
 
 import keras
 from keras import layers
 
+from keras_colour.choices import NORMS, SEGMENTATION_HEADS, check_choice
 from keras_colour.models import blocks
 from keras_colour.models.registry import register_generator
 
-SEGMENTATION_HEADS = ("none", "shared_decoder", "separate_decoders")
 PIX2PIX_INIT = {"mean": 0.0, "stddev": 0.02}
 
 
 def _norm_plans(norm, num_downsamples):
-    """Per-block normalisation of the encoder and decoder (SPEC 2.1 table)."""
-    blocks.check_choice("norm", norm, blocks.NORMS)
+    """Per-block normalisation of the encoder and decoder (docs/architectures: the Gorriz table)."""
+    check_choice("norm", norm, NORMS)
     body = {"bn": "bn", "in": "in", "ibn": "bn", "none": "none"}[norm]
     down = ["none"] + [body] * (num_downsamples - 1)
     up = [body] * (num_downsamples - 1)
@@ -46,7 +46,7 @@ def encoder_decoder(
     conv_options=None,
 ):
     blocks.check_size(image_size, num_downsamples)
-    blocks.check_choice("segmentation", segmentation, SEGMENTATION_HEADS)
+    check_choice("segmentation", segmentation, SEGMENTATION_HEADS)
     if segmentation != "none" and (not isinstance(n_classes, int) or n_classes < 2):
         raise ValueError(f"`n_classes` must be an integer >= 2 for a segmentation head. Received: n_classes={n_classes!r}")
     conv_options = dict(conv_options or {})
@@ -105,87 +105,110 @@ def encoder_decoder(
     return keras.Model(inputs, outputs, name=f"{name}_generator{suffix}")
 
 
-_OPTIONS_DOC = """
+def _depth(num_downsamples, default):
+    return default if num_downsamples is None else num_downsamples
+
+
+@register_generator("gorriz")
+def build_gorriz_generator(
+    image_size=256,
+    norm="bn",
+    spectral_norm=False,
+    instance_norm="channel",
+    base_filters=64,
+    max_filters=512,
+    num_downsamples=None,
+    dropout=0.0,
+    segmentation="none",
+    n_classes=21,
+):
+    """The BBC generator (Gorriz et al. 2019): upsample + conv up blocks, no dropout.
+
+    Seven down blocks take 256x256 to a 2x2 bottleneck; each up block is nearest UpSampling2D followed by
+    Conv2D(4, stride 1); a final upsample and Conv2D(2, 4, tanh) give ab.
+
     Args:
         image_size: int. Height and width of the square input. Defaults to 256.
-        norm: str. `bn`, `in`, `ibn` (BN everywhere, IN in the last up block) or `none`.
-        spectral_norm: bool. Wrap every convolution in SpectralNormalization.
+        norm: str. `bn`, `in`, `ibn` (BN everywhere, IN in the last up block) or `none`. Defaults to `bn`.
+        spectral_norm: bool. Wrap every convolution in SpectralNormalization. Defaults to False.
         instance_norm: str. `channel` (per-channel IN) or `sample` (the BBC code's whole-sample IN).
-        base_filters, max_filters: int. Filters of the first down block and the cap. Defaults 64, 512.
-        num_downsamples: int. Down blocks. Defaults to {depth}.
-        dropout: float. Dropout of the first three up blocks ({dropout}).
-        segmentation: str. `none`, `shared_decoder` or `separate_decoders`.
+        base_filters: int. Filters of the first down block. Defaults to 64.
+        max_filters: int. The cap of the filter schedule. Defaults to 512.
+        num_downsamples: int. Down blocks. Defaults to 7.
+        dropout: float. Unused: this architecture has no dropout. Defaults to 0.
+        segmentation: str. `none`, `shared_decoder` or `separate_decoders`. Defaults to `none`.
         n_classes: int. Classes of the segmentation head. Defaults to 21 (Pascal VOC).
-"""
+    """
+    return encoder_decoder(
+        "gorriz", image_size, _depth(num_downsamples, 7), base_filters, max_filters, norm, spectral_norm,
+        instance_norm, segmentation, n_classes, transpose=False,
+    )  # fmt: skip
 
-
-def _generator_family(name, summary, default_depth, transpose, default_dropout, dropout_blocks, conv_options=None):
-    """Makes and registers a builder with the option set every generator shares."""
-
-    def build(
-        image_size=256,
-        norm="bn",
-        spectral_norm=False,
-        instance_norm="channel",
-        base_filters=64,
-        max_filters=512,
-        num_downsamples=None,
-        dropout=default_dropout,
-        segmentation="none",
-        n_classes=21,
-    ):
-        return encoder_decoder(
-            name,
-            image_size,
-            default_depth if num_downsamples is None else num_downsamples,
-            base_filters,
-            max_filters,
-            norm,
-            spectral_norm,
-            instance_norm,
-            segmentation,
-            n_classes,
-            transpose=transpose,
-            dropout=dropout,
-            dropout_blocks=dropout_blocks,
-            conv_options=conv_options,
-        )
-
-    build.__name__ = build.__qualname__ = f"build_{name}_generator"
-    build.__doc__ = summary + _OPTIONS_DOC.format(
-        depth=default_depth, dropout="unused: this architecture has none" if not dropout_blocks else f"defaults to {default_dropout}"
-    )
-    return register_generator(name)(build)
-
-
-build_gorriz_generator = _generator_family(
-    "gorriz",
-    """The BBC generator (Gorriz et al. 2019; SPEC 2.1): upsample + conv up blocks, no dropout, 2x2 bottleneck at 256.""",
-    default_depth=7,
-    transpose=False,
-    default_dropout=0.0,
-    dropout_blocks=0,
-)
 
 _PIX2PIX_CONV = dict(use_bias=False, kernel_initializer=keras.initializers.RandomNormal(**PIX2PIX_INIT))
 
-build_pix2pix_generator = _generator_family(
-    "pix2pix",
-    """The pix2pix U-Net (Isola et al. 2017; SPEC 2.2), 1 channel in, 2 out: 8 down blocks to 1x1 at 256,
-    transposed-convolution up blocks with dropout 0.5 on the first three, transposed-convolution tanh output.""",
-    default_depth=8,
-    transpose=True,
-    default_dropout=0.5,
-    dropout_blocks=3,
-    conv_options=_PIX2PIX_CONV,
-)
 
-build_unet_generator = _generator_family(
-    "unet",
-    """The thesis's L1 baseline (4.1.1): the pix2pix generator, trained without a discriminator.""",
-    default_depth=8,
-    transpose=True,
-    default_dropout=0.5,
-    dropout_blocks=3,
-    conv_options=_PIX2PIX_CONV,
-)
+def _pix2pix_like(name, image_size, norm, spectral_norm, instance_norm, base_filters, max_filters, num_downsamples, dropout, segmentation, n_classes):
+    return encoder_decoder(
+        name, image_size, _depth(num_downsamples, 8), base_filters, max_filters, norm, spectral_norm, instance_norm,
+        segmentation, n_classes, transpose=True, dropout=dropout, dropout_blocks=3, conv_options=_PIX2PIX_CONV,
+    )  # fmt: skip
+
+
+@register_generator("pix2pix")
+def build_pix2pix_generator(
+    image_size=256,
+    norm="bn",
+    spectral_norm=False,
+    instance_norm="channel",
+    base_filters=64,
+    max_filters=512,
+    num_downsamples=None,
+    dropout=0.5,
+    segmentation="none",
+    n_classes=21,
+):
+    """The pix2pix U-Net (Isola et al. 2017), 1 channel in, 2 out.
+
+    Eight down blocks take 256x256 to 1x1; up blocks are Conv2DTranspose(4, 2) without bias, N(0, 0.02)
+    initialised, with dropout on the first three; a transposed-convolution tanh output gives ab.
+
+    Args:
+        image_size: int. Height and width of the square input. Defaults to 256.
+        norm: str. `bn`, `in`, `ibn` or `none`. Defaults to `bn`.
+        spectral_norm: bool. Wrap every convolution in SpectralNormalization. Defaults to False.
+        instance_norm: str. `channel` or `sample`. Defaults to `channel`.
+        base_filters: int. Filters of the first down block. Defaults to 64.
+        max_filters: int. The cap of the filter schedule. Defaults to 512.
+        num_downsamples: int. Down blocks. Defaults to 8.
+        dropout: float. Dropout rate of the first three up blocks. Defaults to 0.5.
+        segmentation: str. `none`, `shared_decoder` or `separate_decoders`. Defaults to `none`.
+        n_classes: int. Classes of the segmentation head. Defaults to 21 (Pascal VOC).
+    """
+    return _pix2pix_like(
+        "pix2pix", image_size, norm, spectral_norm, instance_norm, base_filters, max_filters, num_downsamples,
+        dropout, segmentation, n_classes,
+    )  # fmt: skip
+
+
+@register_generator("unet")
+def build_unet_generator(
+    image_size=256,
+    norm="bn",
+    spectral_norm=False,
+    instance_norm="channel",
+    base_filters=64,
+    max_filters=512,
+    num_downsamples=None,
+    dropout=0.5,
+    segmentation="none",
+    n_classes=21,
+):
+    """The thesis's L1 baseline (4.1.1): the pix2pix generator, trained without a discriminator.
+
+    Args: as `build_pix2pix_generator`; the layers are named `unet_*`.
+    """
+    return _pix2pix_like(
+        "unet", image_size, norm, spectral_norm, instance_norm, base_filters, max_filters, num_downsamples,
+        dropout, segmentation, n_classes,
+    )  # fmt: skip

@@ -11,8 +11,16 @@ DISCRIMINATORS = {}
 BACKBONES = {}
 
 
-def _register(table, kind):
+from keras_colour import choices
+
+# Which table of `keras_colour.choices` lists each registry's names.
+ACCEPTED = {"generator": choices.GENERATORS, "discriminator": choices.DISCRIMINATORS, "backbone": choices.BACKBONES}
+
+
+def _register(table, kind, what):
     def decorator(fn):
+        if kind not in ACCEPTED[what]:
+            raise ValueError(f"{what} {kind!r} is not listed in keras_colour.choices; add it there first")
         if kind in table:
             raise ValueError(f"{kind!r} is registered twice")
         table[kind] = fn
@@ -22,15 +30,15 @@ def _register(table, kind):
 
 
 def register_generator(kind):
-    return _register(GENERATORS, kind)
+    return _register(GENERATORS, kind, "generator")
 
 
 def register_discriminator(kind):
-    return _register(DISCRIMINATORS, kind)
+    return _register(DISCRIMINATORS, kind, "discriminator")
 
 
 def register_backbone(kind):
-    return _register(BACKBONES, kind)
+    return _register(BACKBONES, kind, "backbone")
 
 
 def lookup(table, kind, what):

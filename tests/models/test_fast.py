@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_colour.models import build_generator
-from keras_colour.models.fast import call_generator, fusable_pairs, phase_kernel
+from keras_colour.models.fast import fast_twin, fusable_pairs, phase_kernel
 
 SMALL = dict(image_size=64, base_filters=8, num_downsamples=5)
 
@@ -43,7 +43,7 @@ def test_generator_values_and_gradients_match_keras(options):
         model = build_generator("gorriz", **SMALL, **options)
     finally:
         keras.config.set_dtype_policy("float32")
-    assert len(fusable_pairs(model)[1]) == (10 if options.get("segmentation") == "separate_decoders" else 5)
+    assert len(fusable_pairs(model)) == (10 if options.get("segmentation") == "separate_decoders" else 5)
     x = tf.random.stateless_uniform([2, 64, 64, 1], [1, 2], -1, 1, dtype=tf.float64)
     for training in (False, True):
         u_before = [v.numpy() for v in model.non_trainable_variables if "vector_u" in v.path]
@@ -51,7 +51,7 @@ def test_generator_values_and_gradients_match_keras(options):
         u_after_ref = [v.numpy() for v in model.non_trainable_variables if "vector_u" in v.path]
         for v, u in zip([v for v in model.non_trainable_variables if "vector_u" in v.path], u_before):
             v.assign(u)  # spectral norm updates u on each training call: replay from the same state
-        out, grads = _grads(lambda t: call_generator(model, t, training=training), model, x)
+        out, grads = _grads(lambda t: fast_twin(model)(t, training=training), model, x)
         for a, b in zip(ref_out, out):
             np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-9, atol=1e-9)
         scale = max(float(tf.reduce_max(tf.abs(g))) for g in ref_grads)
@@ -64,15 +64,14 @@ def test_generator_values_and_gradients_match_keras(options):
 
 def test_models_without_pairs_run_unchanged():
     model = build_generator("pix2pix", **SMALL)  # transposed convolutions: nothing to fuse
-    assert fusable_pairs(model) == (set(), set())
-    x = tf.random.uniform([1, 64, 64, 1])
-    np.testing.assert_array_equal(call_generator(model, x).numpy(), model(x).numpy())
+    assert fusable_pairs(model) == {}
+    assert fast_twin(model) is model
 
 
 def test_float32_values_agree():
     model = build_generator("gorriz", norm="ibn", spectral_norm=True, **SMALL)
     x = tf.random.uniform([2, 64, 64, 1], -1, 1)
-    np.testing.assert_allclose(call_generator(model, x).numpy(), model(x).numpy(), atol=2e-5)
+    np.testing.assert_allclose(fast_twin(model)(x).numpy(), model(x).numpy(), atol=2e-5)
 
 
 def test_mixed_precision_and_xla():
@@ -82,7 +81,21 @@ def test_mixed_precision_and_xla():
     finally:
         keras.config.set_dtype_policy("float32")
     x = tf.random.uniform([2, 64, 64, 1], -1, 1)
-    compiled = tf.function(lambda t: call_generator(model, t, training=False), jit_compile=True)
+    compiled = tf.function(lambda t: fast_twin(model)(t, training=False), jit_compile=True)
     out = compiled(x)
     assert out.dtype == model(x).dtype
     np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), tf.cast(model(x), tf.float32).numpy(), atol=0.05)
+
+
+def test_twin_shares_variables_and_leaves_the_saved_model_plain(tmp_path):
+    model = build_generator("gorriz", norm="ibn", spectral_norm=True, **SMALL)
+    twin = fast_twin(model)
+    assert fast_twin(model) is twin  # built once
+    assert [id(v) for v in twin.trainable_variables] == [id(v) for v in model.trainable_variables]
+    kinds = {type(layer).__name__ for layer in twin.layers}
+    assert "LowResolutionUpConv" in kinds and "UpSampling2D" not in kinds
+    assert "UpSampling2D" in {type(layer).__name__ for layer in model.layers}
+    model.save(tmp_path / "g.keras")
+    reloaded = keras.models.load_model(tmp_path / "g.keras")
+    x = tf.random.uniform([1, 64, 64, 1], -1, 1)
+    np.testing.assert_allclose(reloaded(x).numpy(), twin(x).numpy(), atol=2e-5)

@@ -1,0 +1,279 @@
+"""The typed experiment schema: dataclasses whose defaults are the thesis's values.
+
+Every section validates itself when it is built (`__post_init__`), so a `Config` made in code is checked
+exactly as one read from YAML: types, ranges and names (the names come from `keras_colour.choices`). An
+error is a `ConfigError` naming the dotted key and the value; `keras_colour.config.io` adds the file.
+This module imports no TensorFlow.
+"""
+
+import dataclasses
+import math
+import os
+import typing
+from typing import ClassVar, Optional
+
+from keras_colour import choices
+
+
+class ConfigError(ValueError):
+    """A config file or override holds an unknown key or a bad value.
+
+    Args:
+        message: str. What is wrong and what would be accepted.
+        key: str or None. The dotted key, e.g. `train.epochs`.
+        source: str or None. The file (or `--set`) the value came from.
+    """
+
+    def __init__(self, message, key=None, source=None):
+        self.message, self.key, self.source = message, key, source
+        where = f"{source}: " if source else ""
+        what = f"`{key}`: " if key else ""
+        super().__init__(f"{where}{what}{message}")
+
+    def with_source(self, source):
+        """The same error, naming `source` (unless it already names a file)."""
+        return self if self.source or not source else ConfigError(self.message, self.key, source)
+
+
+def choice(default, accepted):
+    """A string field restricted to the names in `accepted` (a table of `keras_colour.choices`)."""
+    return dataclasses.field(default=default, metadata={"choices": accepted})
+
+
+def _type_error(key, hint, value):
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list"}
+    raise ConfigError(f"must be {names.get(hint, hint)}. Received: {value!r}", key)
+
+
+def check_type(value, hint, key):
+    """Checks `value` against a schema type hint; returns it (ints widened to float where a float is due)."""
+    if typing.get_origin(hint) is typing.Union:
+        if value is None:
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, hint):
+            raise ConfigError(f"must be a mapping of {hint.__name__} keys. Received: {value!r}", key)
+        return value
+    if hint is list or typing.get_origin(hint) is list:
+        if not isinstance(value, list):
+            _type_error(key, list, value)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _type_error(key, float, value)
+        if not math.isfinite(value):
+            raise ConfigError(f"must be a finite number. Received: {value!r}", key)
+        return float(value)
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        _type_error(key, int, value)
+    if hint in (bool, str) and not isinstance(value, hint):
+        _type_error(key, hint, value)
+    return value
+
+
+class Section:
+    """Type and choice checks shared by every section; `check()` adds the section's own rules."""
+
+    prefix: ClassVar[str] = ""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            key = f"{self.prefix}.{field.name}" if self.prefix else field.name
+            value = check_type(getattr(self, field.name), hints[field.name], key)
+            setattr(self, field.name, value)
+            accepted = field.metadata.get("choices")
+            if accepted is not None and value not in accepted:
+                raise ConfigError(f"unknown value {value!r}; accepted: {list(accepted)}", key)
+        self.check()
+
+    def check(self):
+        pass
+
+    def fail(self, name, message):
+        raise ConfigError(message, f"{self.prefix}.{name}" if self.prefix else name)
+
+    def positive(self, *names):
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                self.fail(name, f"must be > 0. Received: {value!r}")
+
+    def non_negative(self, *names):
+        for name in names:
+            if getattr(self, name) < 0:
+                self.fail(name, f"must be >= 0. Received: {getattr(self, name)!r}")
+
+
+@dataclasses.dataclass
+class DataConfig(Section):
+    """Where images come from and how batches are made.
+
+    kind: `demo` (built in, no network), `folder` (one sub-folder per class, as ImageNet), `list` (a text
+    file of paths) or `voc` (Pascal VOC 2012 segmentation).
+    """
+
+    prefix: ClassVar[str] = "data"
+
+    kind: str = choice("demo", choices.DATA_KINDS)
+    train: Optional[str] = None
+    test: Optional[str] = None
+    test_per_class: int = 10
+    max_train_images: Optional[int] = None
+    image_size: int = 256
+    resize_method: str = choice("bilinear", choices.RESIZE_METHODS)
+    antialias: bool = True
+    batch_size: int = 16
+    shuffle_buffer: int = 2048
+    flip: bool = True
+    cache: bool = False
+    lab_on_device: bool = False
+    voc_train_split: str = "train"
+    voc_test_split: str = "val"
+    demo_train_crops: int = 320
+    demo_cache_dir: Optional[str] = None
+
+    def check(self):
+        self.positive("image_size", "batch_size", "test_per_class", "shuffle_buffer", "demo_train_crops", "max_train_images")
+        if self.kind in ("folder", "list", "voc") and not self.train:
+            self.fail("train", f"is required when data.kind is {self.kind!r}")
+
+
+@dataclasses.dataclass
+class ModelConfig(Section):
+    """Which networks to build."""
+
+    prefix: ClassVar[str] = "model"
+
+    generator: str = choice("gorriz", choices.GENERATORS)
+    norm: str = choice("bn", choices.NORMS)
+    spectral_norm: bool = False
+    instance_norm: str = choice("channel", choices.INSTANCE_NORM_MODES)
+    base_filters: int = 64
+    max_filters: int = 512
+    num_downsamples: Optional[int] = None
+    dropout: float = 0.5
+    discriminator: str = choice("none", ("none",) + choices.DISCRIMINATORS)
+    d_scales: int = 1
+    segmentation: str = choice("none", choices.SEGMENTATION_HEADS)
+    n_classes: int = 21
+
+    def check(self):
+        self.positive("base_filters", "max_filters", "n_classes", "num_downsamples")
+        if not 0.0 <= self.dropout < 1.0:
+            self.fail("dropout", f"must be in [0, 1). Received: {self.dropout!r}")
+        if not 1 <= self.d_scales <= 3:
+            self.fail("d_scales", f"must be 1, 2 or 3. Received: {self.d_scales!r}")
+
+
+@dataclasses.dataclass
+class FeatureLossConfig(Section):
+    """Feature reconstruction (perceptual) loss, Johnson et al. 2016 (thesis 4.2)."""
+
+    prefix: ClassVar[str] = "loss.feature"
+
+    backbone: str = choice("vgg16", choices.BACKBONES)
+    layers: list = dataclasses.field(default_factory=lambda: ["block3_conv3"])
+    weight: float = 1e-5
+    weights: str = "imagenet"
+    allow_random_weights: bool = False
+
+    def check(self):
+        if not self.layers or not all(isinstance(x, str) for x in self.layers):
+            self.fail("layers", f"must be a non-empty list of layer names. Received: {self.layers!r}")
+        self.non_negative("weight")
+
+
+@dataclasses.dataclass
+class LossConfig(Section):
+    """Generator and discriminator loss terms and their weights."""
+
+    prefix: ClassVar[str] = "loss"
+
+    colour: str = choice("l1", choices.COLOUR_LOSSES)
+    colour_weight: float = 100.0
+    smooth_l1_delta: float = 1.0
+    adversarial: str = choice("none", ("none",) + choices.ADVERSARIAL_LOSSES)
+    adversarial_weight: float = 1.0
+    feature: Optional[FeatureLossConfig] = None
+    segmentation_weight: float = 1.0
+    present_classes_only: bool = False
+
+    def check(self):
+        self.non_negative("colour_weight", "adversarial_weight", "segmentation_weight", "smooth_l1_delta")
+
+
+@dataclasses.dataclass
+class TrainConfig(Section):
+    """Optimisation, update protocol, checkpointing and execution settings.
+
+    protocol: `simultaneous` (one step: the generator and the discriminators are updated from the same
+    forward pass, as the TensorFlow pix2pix tutorial does) or `bbc` (the BBC code's loop: fakes from the
+    generator in inference mode, a separate Adam step per discriminator on the real batch and then on
+    the fake one, then the generator against the updated discriminators). See docs/fidelity.md.
+    """
+
+    prefix: ClassVar[str] = "train"
+
+    epochs: int = 200
+    steps_per_epoch: Optional[int] = None
+    g_learning_rate: float = 2e-4
+    d_learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    protocol: str = choice("simultaneous", choices.PROTOCOLS)
+    segmentation_pretrain_epochs: int = 0
+    distribute: str = choice("none", choices.DISTRIBUTE)
+    mixed_precision: str = choice("none", choices.MIXED_PRECISION)
+    jit_compile: bool = False
+    fast_upsampling: bool = True
+    deterministic: bool = False
+    sample_images: int = 4
+    eval_max_images: Optional[int] = None
+    verbose: int = 1
+
+    def check(self):
+        self.positive("epochs", "steps_per_epoch", "g_learning_rate", "d_learning_rate", "eval_max_images")
+        for name in ("beta_1", "beta_2"):
+            if not 0 <= getattr(self, name) < 1:
+                self.fail(name, f"must be in [0, 1). Received: {getattr(self, name)!r}")
+        self.non_negative("segmentation_pretrain_epochs", "sample_images")
+
+
+@dataclasses.dataclass
+class Config(Section):
+    """A whole experiment: `data`, `model`, `loss`, `train`, `output_dir`, `seed`."""
+
+    name: str = "experiment"
+    output_dir: str = "runs/experiment"
+    seed: int = 42
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    # The file this config came from; not part of the schema.
+    source: Optional[str] = dataclasses.field(default=None, repr=False, compare=False)
+
+    def check(self):
+        model, loss = self.model, self.loss
+        if model.discriminator != "none" and loss.adversarial == "none":
+            raise ConfigError(f"is 'none' but model.discriminator is {model.discriminator!r}; choose 'lsgan' or 'bce'", "loss.adversarial")
+        if model.discriminator == "none" and loss.adversarial != "none":
+            raise ConfigError(f"is 'none' but loss.adversarial is {loss.adversarial!r}", "model.discriminator")
+        if model.segmentation != "none" and self.data.kind != "voc":
+            raise ConfigError(f"{model.segmentation!r} needs class masks: set data.kind to 'voc'", "model.segmentation")
+        if self.train.segmentation_pretrain_epochs and model.segmentation != "separate_decoders":
+            raise ConfigError("only applies to model.segmentation 'separate_decoders'", "train.segmentation_pretrain_epochs")
+
+    def check_paths(self):
+        """Raises `ConfigError` if a data path the config names does not exist."""
+        for key in ("train", "test"):
+            path = getattr(self.data, key)
+            if path is not None and not os.path.exists(path):
+                raise ConfigError(f"path does not exist: {path!r}", f"data.{key}", self.source)
+
+    def to_dict(self):
+        out = dataclasses.asdict(self)
+        out.pop("source")
+        return out

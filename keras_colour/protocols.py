@@ -1,0 +1,91 @@
+"""Update protocols: in which order, on which forward passes, the generator and discriminators step.
+
+* `simultaneous`: one forward pass in training mode; the generator and the discriminator each take one
+  step from it, under two tapes (the TensorFlow pix2pix tutorial's loop).
+* `bbc`: the BBC code's loop (`models/train.py` of bbc/ColorGAN). Fakes come from the generator in
+  inference mode (`combined.predict`); then each discriminator scale takes two separate optimiser steps,
+  on the real batch against 1 and on the fake batch against 0 (Keras 2's `train_on_batch` twice); then
+  the generator takes one step on a fresh training-mode forward pass against the updated
+  discriminators. All scales share one discriminator optimiser, as the BBC code compiled every
+  discriminator with one Adam object: Keras 2.2 then advanced its single iteration counter on every
+  `train_on_batch`, so the bias correction sees 2 x scales steps per batch, and so does ours.
+
+A protocol gets the `ColourGAN` and a `Batch`, applies its updates, and returns the generator's terms
+(a dict) and the discriminator's per-scale losses (a list, empty without a discriminator).
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_colour import choices
+
+
+class Simultaneous:
+    """Generator and discriminator steps from one shared training-mode forward pass."""
+
+    def bind(self, gan):
+        pass
+
+    def train_step(self, gan, batch):
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            outputs, fake_ab = gan.generate(batch, training=True)
+            fake_judgement = gan.judge(batch, fake_ab, training=True)
+            g_terms = gan.generator_terms(batch, outputs, fake_ab, fake_judgement)
+            g_scaled = gan.scaled_total(gan.g_optimizer, g_terms.values())
+            d_terms = []
+            if fake_judgement is not None:
+                d_terms = gan.adversarial_loss.discriminator(gan.judge(batch, batch.ab, training=True), fake_judgement)
+                d_scaled = gan.scaled_total(gan.d_optimizer, d_terms)
+        gan.apply(gan.g_optimizer, g_tape, g_scaled, gan.generator.trainable_variables)
+        if d_terms:
+            gan.apply(gan.d_optimizer, d_tape, d_scaled, gan.discriminator.trainable_variables)
+        return g_terms, d_terms
+
+
+class BBC:
+    """The BBC code's alternating updates (see the module docstring)."""
+
+    def __init__(self):
+        self.scales = []
+
+    def bind(self, gan):
+        d = gan.discriminator
+        if d is None:
+            self.scales = []
+        elif len(d.outputs) == 1:
+            self.scales = [d]
+        else:  # one model per scale over the same layers, as the BBC code had one Keras model per scale
+            self.scales = [keras.Model(d.inputs, output, name=f"{d.name}_scale{i + 1}") for i, output in enumerate(d.outputs)]
+
+    def _discriminator_step(self, gan, scale, batch, ab, target):
+        with tf.GradientTape() as tape:
+            loss = gan.adversarial_loss.against(scale([batch.lightness, ab], training=True), target)
+            scaled = gan.scaled_total(gan.d_optimizer, [loss])
+        gan.apply(gan.d_optimizer, tape, scaled, scale.trainable_variables)
+        return loss
+
+    def train_step(self, gan, batch):
+        d_terms = []
+        if self.scales:
+            _, fake_ab = gan.generate(batch, training=False)
+            fake_ab = tf.stop_gradient(fake_ab)
+            for scale in self.scales:
+                real = self._discriminator_step(gan, scale, batch, batch.ab, 1.0)
+                fake = self._discriminator_step(gan, scale, batch, fake_ab, 0.0)
+                d_terms.append(0.5 * (real + fake))
+        with tf.GradientTape() as tape:
+            outputs, fake_ab = gan.generate(batch, training=True)
+            g_terms = gan.generator_terms(batch, outputs, fake_ab, gan.judge(batch, fake_ab, training=True))
+            scaled = gan.scaled_total(gan.g_optimizer, g_terms.values())
+        gan.apply(gan.g_optimizer, tape, scaled, gan.generator.trainable_variables)
+        return g_terms, d_terms
+
+
+PROTOCOLS = {"simultaneous": Simultaneous, "bbc": BBC}
+choices.check_registry("PROTOCOLS", PROTOCOLS, choices.PROTOCOLS)
+
+
+def build_protocol(name):
+    """The update protocol called `name` (`simultaneous` or `bbc`)."""
+    choices.check_choice("protocol", name, choices.PROTOCOLS)
+    return PROTOCOLS[name]()
