@@ -8,35 +8,19 @@ the latest one, intact. The generator is also exported as a standalone
 `.keras` file (written to a temporary name, then renamed).
 """
 
-import json
 import logging
-import os
 
-import keras
 import tensorflow as tf
+
+from keras_colour.io_utils import atomic_path
 
 logger = logging.getLogger(__name__)
 
 
-def atomic_write_text(path, text):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def export_generator(generator, path):
-    """Saves the generator as a `.keras` file that loads without keras_colour."""
-    tmp = f"{path[: -len('.keras')]}.tmp-{os.getpid()}.keras"
-    try:
+    """Saves the generator as a `.keras` file that loads without keras_colour (atomically)."""
+    with atomic_path(path) as tmp:
         generator.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class TrainingCheckpoint:
@@ -52,7 +36,7 @@ class TrainingCheckpoint:
         self.trainer = trainer
         self.directory = directory
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
-        objects = dict(generator=trainer.generator, g_optimizer=trainer.g_optimizer, epoch=self.epoch, colour_on=trainer.colour_on)
+        objects = dict(generator=trainer.generator, g_optimizer=trainer.g_optimizer, epoch=self.epoch, colour_terms_gate=trainer.colour_terms_gate)
         if trainer.discriminator is not None:
             objects.update(discriminator=trainer.discriminator, d_optimizer=trainer.d_optimizer)
         self.checkpoint = tf.train.Checkpoint(**objects)
@@ -81,30 +65,3 @@ class TrainingCheckpoint:
             int(self.trainer.g_optimizer.iterations.numpy()),
         )
         return int(self.epoch.numpy())
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the training state and exports the generator after every epoch.
-
-    Args:
-        checkpoint: `TrainingCheckpoint`.
-        generator_path: str or None. Where to export `generator.keras`.
-        state_path: str or None. A JSON file recording progress.
-        total_epochs: int. Written to the state file; the run is finished at that count.
-    """
-
-    def __init__(self, checkpoint, generator_path=None, state_path=None, total_epochs=None):
-        super().__init__()
-        self.ckpt = checkpoint
-        self.generator_path = generator_path
-        self.state_path = state_path
-        self.total_epochs = total_epochs
-
-    def on_epoch_end(self, epoch, logs=None):
-        completed = epoch + 1
-        self.ckpt.save(completed)
-        if self.generator_path:
-            export_generator(self.ckpt.trainer.generator, self.generator_path)
-        if self.state_path:
-            state = {"completed_epochs": completed, "total_epochs": self.total_epochs, "finished": completed == self.total_epochs}
-            atomic_write_text(self.state_path, json.dumps(state, indent=2))

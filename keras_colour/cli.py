@@ -50,13 +50,32 @@ def _demo(args):
     return 0
 
 
-def _check(args):
-    from keras_colour.config import load_config
+def describe(config):
+    """One line of what a config resolves to: networks, update protocol, norms, data handling."""
+    m, d, t = config.model, config.data, config.train
+    return (
+        f"{m.generator} / {m.discriminator}; protocol={t.protocol}; norm={m.norm}, spectral_norm={m.spectral_norm}, "
+        f"instance_norm={m.instance_norm}; data: {d.kind}, {d.image_size}px, resize={d.resize_method}"
+        f"{' +antialias' if d.antialias and d.resize_method != 'nearest' else ''}, flip={d.flip}; "
+        f"output_dir={config.output_dir}"
+    )
 
+
+def _check(args):
+    from keras_colour.config import ConfigError, load_config
+
+    failed = 0
     for path in args.configs:
-        config = load_config(path, args.set)
-        print(f"{path}: ok ({config.model.generator} / {config.model.discriminator}, output_dir={config.output_dir})")
-    return 0
+        try:
+            config = load_config(path, args.set)
+        except ConfigError as e:
+            print(f"keras-colour: error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{path}: ok ({describe(config)})")
+    if failed:
+        print(f"{failed} of {len(args.configs)} config(s) have errors.", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def build_parser():
@@ -103,8 +122,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from keras_colour.config import ConfigError
-    from keras_colour.experiment import NonFiniteLossError, RunExistsError
-    from keras_colour.models.perceptual import FeatureWeightsError
+    from keras_colour.errors import FeatureWeightsError, NonFiniteLossError, RunExistsError
 
     try:
         return args.fn(args)

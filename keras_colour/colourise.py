@@ -10,14 +10,15 @@ with the inputs' relative folders and file stems.
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import tensorflow as tf
+from PIL import Image
+from tqdm import tqdm
 
 from keras_colour import colour
 from keras_colour.data.images import decode_to_rgb8, is_image_file
-from keras_colour.losses import ab_prediction
-from keras_colour.models.fast import call_generator
+from keras_colour.heads import predict_ab
 
 logger = logging.getLogger(__name__)
 
@@ -89,17 +90,13 @@ def _predict_ab(model, rgbs):
 
 def _predict_ab_batch(model, rgbs, size):
     batch = tf.stack([_model_input(r, size) for r in rgbs])
-    return tf.unstack(ab_prediction(call_generator(model, batch, training=False)))
+    return tf.unstack(predict_ab(model, batch))
 
 
 def colourise_array(model, rgb8):
     """Colourises one uint8 RGB (or grayscale-as-RGB) image; returns uint8 RGB of the same size."""
     rgb = tf.image.convert_image_dtype(tf.convert_to_tensor(rgb8), tf.float32)
-    return _to_uint8(_compose(rgb, _predict_ab(model, [rgb])[0]))
-
-
-def _to_uint8(rgb):
-    return np.clip(np.round(rgb.numpy() * 255.0), 0, 255).astype(np.uint8)
+    return colour.to_uint8(_compose(rgb, _predict_ab(model, [rgb])[0]))
 
 
 def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_compression=1):
@@ -112,11 +109,6 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
         (written paths, skipped paths). An unreadable file is skipped with a
         message; the rest are still colourised. Inputs are never overwritten.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from PIL import Image
-    from tqdm import tqdm
-
     output = model.output["ab"] if isinstance(model.output, dict) else model.output
     out_channels = output.shape[-1]
     if out_channels != 2:
@@ -153,7 +145,7 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
             if os.path.exists(path) and os.path.exists(target) and os.path.samefile(path, target):
                 raise ValueError(f"Refusing to overwrite the input {path!r}; choose another --output folder.")
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            pending.append(writer.submit(save, _to_uint8(_compose(rgb, ab)), target))
+            pending.append(writer.submit(save, colour.to_uint8(_compose(rgb, ab)), target))
             written.append(target)
     for future in pending:
         future.result()  # re-raises a failed write

@@ -1,7 +1,6 @@
 """Evaluating generators on a test set, comparing runs, and the thesis's figures."""
 
 import csv
-import json
 import logging
 import os
 
@@ -9,45 +8,36 @@ import numpy as np
 import tensorflow as tf
 
 from keras_colour import colour, metrics
+from keras_colour.batch import BatchLayout
+from keras_colour.heads import head_for_model
 
 logger = logging.getLogger(__name__)
 
 
-def _to_uint8(rgb):
-    return np.clip(np.round(np.asarray(rgb) * 255.0), 0, 255).astype(np.uint8)
-
-
-def predict_ab(generator, lightness, mask=None):
-    """Runs a generator and returns its normalised ab prediction `[B, H, W, 2]`."""
-    from keras_colour.losses import ab_prediction
-    from keras_colour.models.fast import call_generator
-
-    return ab_prediction(call_generator(generator, lightness, training=False), mask)
-
-
-def evaluate_generator(generator, dataset, max_images=None):
+def evaluate_generator(generator, dataset, max_images=None, layout=BatchLayout()):
     """Computes every metric of `keras_colour.metrics` over a test pipeline.
 
     Args:
         generator: the L_n -> ab_n model.
-        dataset: batches of `(L_n, ab_n)` or `(L_n, ab_n, mask)`.
+        dataset: batches laid out as `layout` says.
         max_images: int or None. Stop after this many images.
+        layout: `BatchLayout` of the dataset. Defaults to `(L_n, ab_n)`.
 
     Returns:
         (results dict, real `ColourHistogram`, generated `ColourHistogram`).
     """
     real_hist, fake_hist = metrics.ColourHistogram(), metrics.ColourHistogram()
     sums = dict(psnr=0.0, psnr_ab_bbc=0.0, ssim=0.0, colourfulness_real=0.0, colourfulness_generated=0.0)
+    head = head_for_model(generator)
     n = 0
-    for batch in dataset:
-        lightness, ab = batch[0], batch[1]
-        mask = batch[2] if len(batch) > 2 else None
+    for data in dataset:
         if max_images is not None and n >= max_images:
             break
-        fake_ab = predict_ab(generator, lightness, mask)
-        real_lab = colour.denormalize_lab(tf.concat([lightness, ab], -1)).numpy()
-        fake_lab = colour.denormalize_lab(tf.concat([lightness, fake_ab], -1)).numpy()
-        real8, fake8 = _to_uint8(colour.lab_to_rgb(real_lab)), _to_uint8(colour.lab_to_rgb(fake_lab))
+        batch = layout.unpack(data)
+        fake_ab = head.ab(generator(batch.lightness, training=False), batch.mask)
+        real_lab = colour.denormalize_lab(tf.concat([batch.lightness, batch.ab], -1)).numpy()
+        fake_lab = colour.denormalize_lab(tf.concat([batch.lightness, fake_ab], -1)).numpy()
+        real8, fake8 = colour.to_uint8(colour.lab_to_rgb(real_lab)), colour.to_uint8(colour.lab_to_rgb(fake_lab))
         k = len(real8)
         real_hist.update(real_lab[..., 1:])
         fake_hist.update(fake_lab[..., 1:])
@@ -101,7 +91,3 @@ def write_comparison(rows, output_dir):
         f.write("\n".join(lines) + "\n\nJS: base 2, in [0, 1]. KL(real || generated): nats. See keras_colour.metrics.\n")
     return md_path, csv_path
 
-
-def write_metrics(path, results):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)

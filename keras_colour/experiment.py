@@ -1,160 +1,20 @@
-"""The library behind `experiments/run.py`: train and evaluate one experiment.
+"""The library behind `experiments/run.py`: train and evaluate one experiment in its run folder."""
 
-A run folder holds the resolved `config.yaml`, `checkpoints/`,
-`generator.keras`, TensorBoard `logs/`, `history.csv`, `loss_curves.png`,
-`samples/epoch_NNN.png` (grayscale input, prediction, ground truth),
-`metrics.json`, `histograms.npz` and `histograms.png`.
-"""
-
-import json
 import logging
-import math
 import os
 
 import keras
 import tensorflow as tf
 
-from keras_colour import colour, figures
-from keras_colour.checkpoint import EpochCheckpoint, TrainingCheckpoint
-from keras_colour.config import ConfigError, config_from_dict, save_config
+from keras_colour import callbacks as cb
+from keras_colour import figures
+from keras_colour.batch import BatchLayout
+from keras_colour.checkpoint import TrainingCheckpoint
+from keras_colour.config import ConfigError, load_config
+from keras_colour.errors import NonFiniteLossError, RunExistsError
+from keras_colour.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)
-
-STATE_FILE = "state.json"
-
-
-class RunExistsError(RuntimeError):
-    """The output folder already holds a run and neither resume nor overwrite was asked."""
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; training was stopped."""
-
-
-def run_paths(output_dir):
-    return {
-        "config": os.path.join(output_dir, "config.yaml"),
-        "checkpoints": os.path.join(output_dir, "checkpoints"),
-        "generator": os.path.join(output_dir, "generator.keras"),
-        "logs": os.path.join(output_dir, "logs"),
-        "history": os.path.join(output_dir, "history.csv"),
-        "curves": os.path.join(output_dir, "loss_curves.png"),
-        "samples": os.path.join(output_dir, "samples"),
-        "metrics": os.path.join(output_dir, "metrics.json"),
-        "histograms": os.path.join(output_dir, "histograms.npz"),
-        "histogram_plot": os.path.join(output_dir, "histograms.png"),
-        "state": os.path.join(output_dir, STATE_FILE),
-    }
-
-
-def read_state(output_dir):
-    path = os.path.join(output_dir, STATE_FILE)
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def load_run_config(run_dir):
-    import yaml
-
-    path = os.path.join(run_dir, "config.yaml")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{run_dir!r} is not a run folder: it has no config.yaml")
-    with open(path, encoding="utf-8") as f:
-        return config_from_dict(yaml.safe_load(f), source=path)
-
-
-# -- callbacks -------------------------------------------------------------------
-class StopOnNonFinite(keras.callbacks.Callback):
-    """Stops training at the first NaN or infinite loss, naming the term and the step."""
-
-    def __init__(self):
-        super().__init__()
-        self.message = None
-        self.epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        for name, value in (logs or {}).items():
-            if not math.isfinite(float(value)):
-                self.message = (
-                    f"Loss term {name!r} became {float(value)} at epoch {self.epoch + 1}, step {batch + 1}. "
-                    "Training stopped; the last completed epoch's checkpoint is intact. Try a lower learning rate, "
-                    "mixed_precision: none, or check the input data."
-                )
-                self.model.stop_training = True
-                return
-
-
-class SegmentationSchedule(keras.callbacks.Callback):
-    """Separate decoders: segmentation only for the first `pretrain_epochs`, then both tasks."""
-
-    def __init__(self, pretrain_epochs):
-        super().__init__()
-        self.pretrain_epochs = pretrain_epochs
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.colour_on.assign(0.0 if epoch < self.pretrain_epochs else 1.0)
-
-
-class SampleGrid(keras.callbacks.Callback):
-    """Saves a grid of test colourisations each epoch: grayscale input | prediction | ground truth."""
-
-    def __init__(self, batch, directory):
-        super().__init__()
-        self.batch = batch
-        self.directory = directory
-
-    def on_epoch_end(self, epoch, logs=None):
-        figures.save_sample_grid(self.model.generator, self.batch, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))
-
-
-class LossCurves(keras.callbacks.Callback):
-    """Redraws `loss_curves.png` from `history.csv` after every epoch (thesis Figures 12 to 14)."""
-
-    def __init__(self, history_path, png_path):
-        super().__init__()
-        self.history_path = history_path
-        self.png_path = png_path
-
-    def on_epoch_end(self, epoch, logs=None):
-        fig = figures.plot_loss_curves(self.history_path, self.png_path)
-        if fig is not None:
-            figures.close(fig)
-
-
-class ReportSkips(keras.callbacks.Callback):
-    def __init__(self, skip_log):
-        super().__init__()
-        self.skip_log = skip_log
-
-    def on_train_end(self, logs=None):
-        self.skip_log.report()
-
-
-# -- stages ----------------------------------------------------------------------
-def prepare_run_dir(config, resume=False, overwrite=False):
-    """Creates the run folder; refuses to write over an existing run unless asked."""
-    import shutil
-
-    out = config.output_dir
-    paths = run_paths(out)
-    existing = os.path.isfile(paths["config"]) or os.path.isdir(paths["checkpoints"])
-    if existing and not resume:
-        if not overwrite:
-            state = read_state(out) or {}
-            what = "a finished run" if state.get("finished") else "a run"
-            raise RunExistsError(
-                f"{out!r} already holds {what}. Pass --resume to continue it, --overwrite to replace it, "
-                "or set output_dir to a new folder."
-            )
-        shutil.rmtree(out)
-    os.makedirs(out, exist_ok=True)
-    save_config(config, paths["config"])
-    return paths
 
 
 def configure_runtime(config):
@@ -163,50 +23,52 @@ def configure_runtime(config):
         tf.config.experimental.enable_op_determinism()
 
 
-def train(config, resume=False, overwrite=False):
-    """Trains the experiment `config` describes; returns the Keras `History`.
+def _sample_batch(data, layout, count):
+    """The first `count` test images as a `Batch`, for the per-epoch sample grids."""
+    element = next(iter(data.test.unbatch().batch(count).take(1)))
+    return layout.unpack(element)
 
-    With `resume=True` the latest checkpoint in the run folder is restored and
-    training continues from the epoch after the last completed one.
+
+def train(config, resume=False, overwrite=False):
+    """Trains the experiment `config` describes; returns the Keras `History` (None if already finished).
+
+    With `resume=True` the latest checkpoint in the run folder is restored and training continues from
+    the epoch after the last completed one.
     """
     from keras_colour.data import build_datasets
     from keras_colour.trainer import build_trainer, get_strategy
 
     config.check_paths()
-    paths = prepare_run_dir(config, resume, overwrite)
+    run = RunFolder(config.output_dir)
+    run.prepare(config, resume, overwrite)
     configure_runtime(config)
     strategy = get_strategy(config.train.distribute)
-    # The training pipeline repeats and epochs are counted in steps, so a file
-    # skipped as undecodable never ends an epoch early.
+    # The training pipeline repeats and epochs are counted in steps, so a file skipped as undecodable
+    # never ends an epoch early.
     data = build_datasets(config, global_batch_size=config.data.batch_size, repeat_train=True)
-    steps_per_epoch = config.train.steps_per_epoch or data.steps_per_epoch
     logger.info("Data: %s", data.summary())
-    trainer = build_trainer(config, strategy)
-    ckpt = TrainingCheckpoint(trainer, paths["checkpoints"])
+    trainer = build_trainer(config, strategy, layout=data.layout)
+    ckpt = TrainingCheckpoint(trainer, run.checkpoints)
     initial_epoch = ckpt.restore() if resume else 0
     epochs = config.train.epochs
     if initial_epoch >= epochs:
-        logger.info("Run in %s already finished (%d/%d epochs).", config.output_dir, initial_epoch, epochs)
+        logger.info("Run in %s already finished (%d/%d epochs).", run.path, initial_epoch, epochs)
         return None
-    stop = StopOnNonFinite()
+    stop = cb.StopOnNonFinite()
     callbacks = [
         stop,
-        EpochCheckpoint(ckpt, paths["generator"], paths["state"], total_epochs=epochs),
-        keras.callbacks.CSVLogger(paths["history"], append=resume and initial_epoch > 0),
-        LossCurves(paths["history"], paths["curves"]),
-        keras.callbacks.TensorBoard(paths["logs"], write_graph=False, update_freq="epoch"),
-        ReportSkips(data.skip_log),
+        cb.EpochCheckpoint(ckpt, run, total_epochs=epochs),
+        keras.callbacks.CSVLogger(run.history, append=resume and initial_epoch > 0),
+        cb.LossCurves(run),
+        keras.callbacks.TensorBoard(run.logs, write_graph=False, update_freq="epoch"),
+        cb.ReportSkips(data.skip_log),
     ]
     if config.train.segmentation_pretrain_epochs:
-        callbacks.append(SegmentationSchedule(config.train.segmentation_pretrain_epochs))
+        callbacks.append(cb.SegmentationSchedule(config.train.segmentation_pretrain_epochs))
     validation = None
     if data.test is not None:
         if config.train.sample_images:
-            sample = next(iter(data.test.unbatch().batch(config.train.sample_images).take(1)))
-            sample = tuple(sample) if isinstance(sample, (tuple, list)) else (sample,)
-            if sample[0].shape[-1] == 3:  # lab_on_device pipelines yield RGB
-                sample = colour.rgb_to_lab_normalized(sample[0]) + sample[1:]
-            callbacks.append(SampleGrid(sample, paths["samples"]))
+            callbacks.append(cb.SampleGrid(_sample_batch(data, data.layout, config.train.sample_images), run))
         validation = data.test
         if config.train.eval_max_images:
             validation = validation.take(max(1, config.train.eval_max_images // config.data.batch_size))
@@ -214,7 +76,7 @@ def train(config, resume=False, overwrite=False):
         data.train,
         epochs=epochs,
         initial_epoch=initial_epoch,
-        steps_per_epoch=steps_per_epoch,
+        steps_per_epoch=config.train.steps_per_epoch or data.steps_per_epoch,
         validation_data=validation,
         callbacks=callbacks,
         verbose=config.train.verbose,
@@ -228,25 +90,25 @@ def train(config, resume=False, overwrite=False):
 def evaluate_run(run_dir, max_images=None):
     """Evaluates a run's `generator.keras` on its test set; writes metrics and histograms."""
     from keras_colour.data import make_dataset, resolve_files
-    from keras_colour.evaluation import evaluate_generator, save_histograms, write_metrics
-    from keras_colour.figures import close, plot_histograms
+    from keras_colour.evaluation import evaluate_generator, save_histograms
 
-    config = load_run_config(run_dir)
-    paths = run_paths(run_dir)
-    if not os.path.isfile(paths["generator"]):
-        raise FileNotFoundError(f"{run_dir!r} has no generator.keras yet: train it first.")
-    generator = keras.models.load_model(paths["generator"], compile=False)
+    run = RunFolder(run_dir)
+    config = run.load_config()
+    generator = run.load_generator()
     _, test, _, test_masks = resolve_files(config.data, config.seed)
     if not test:
         raise ValueError(f"{run_dir!r}: its config gives no test images.")
     d = config.data
-    dataset = make_dataset(test, d.image_size, d.batch_size, training=False, resize_method=d.resize_method, antialias=d.antialias, mask_paths=test_masks)
+    dataset = make_dataset(
+        test, d.image_size, d.batch_size, training=False, resize_method=d.resize_method, antialias=d.antialias, mask_paths=test_masks
+    )
     limit = max_images if max_images is not None else config.train.eval_max_images
-    results, real_hist, fake_hist = evaluate_generator(generator, dataset, limit)
+    layout = BatchLayout(rgb=False, mask=test_masks is not None)
+    results, real_hist, fake_hist = evaluate_generator(generator, dataset, limit, layout)
     results["model"] = config.name
-    write_metrics(paths["metrics"], results)
-    save_histograms(paths["histograms"], real_hist, fake_hist)
-    close(plot_histograms(paths["histogram_plot"], real_hist, {config.name: fake_hist}, title=config.name))
+    run.write_metrics(results)
+    save_histograms(run.histograms, real_hist, fake_hist)
+    figures.close(figures.plot_histograms(run.histogram_plot, real_hist, {config.name: fake_hist}, title=config.name))
     logger.info("Evaluated %s: %s", run_dir, results)
     return results
 
@@ -254,12 +116,11 @@ def evaluate_run(run_dir, max_images=None):
 def compare_runs(run_dirs, output_dir, max_images=None):
     """Evaluates several runs and writes the comparison table and histogram figure."""
     from keras_colour.evaluation import load_histograms, write_comparison
-    from keras_colour.figures import close, plot_histograms
 
     rows, generated, real = [], {}, None
     for run_dir in run_dirs:
         results = evaluate_run(run_dir, max_images)
-        real_hist, fake_hist = load_histograms(run_paths(run_dir)["histograms"])
+        real_hist, fake_hist = load_histograms(RunFolder(run_dir).histograms)
         real = real if real is not None else real_hist
         label = results["model"]
         if label in generated:
@@ -269,14 +130,12 @@ def compare_runs(run_dirs, output_dir, max_images=None):
         rows.append(results)
     md, csv_path = write_comparison(rows, output_dir)
     fig = os.path.join(output_dir, "histograms.png")
-    close(plot_histograms(fig, real, generated, title="a and b histograms: real vs generated"))
+    figures.close(figures.plot_histograms(fig, real, generated, title="a and b histograms: real vs generated"))
     return {"markdown": md, "csv": csv_path, "figure": fig, "rows": rows}
 
 
 def run(config_path, overrides=(), stage="all", resume=False, overwrite=False):
     """`experiments/run.py`: load, train and/or evaluate one experiment."""
-    from keras_colour.config import load_config
-
     config = load_config(config_path, overrides)
     if stage in ("train", "all"):
         train(config, resume=resume, overwrite=overwrite)

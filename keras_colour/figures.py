@@ -1,17 +1,23 @@
-"""Figures of the thesis, drawn from run folders: histograms, loss curves, sample grids.
+"""Figures of the thesis: histograms, loss curves, sample grids, qualitative grids.
 
-Used by the training callbacks, `keras-colour evaluate` and the notebooks, which hold no plotting code
-of their own.
+A plotting leaf: it takes arrays, files and loaded models, and imports nothing that imports it back
+(not the run folder, not the experiment library). Used by the training callbacks, `keras-colour
+evaluate` and the notebooks, which hold no plotting code of their own.
 """
 
 import csv
 import glob
 import os
 
+import matplotlib
 import numpy as np
 import tensorflow as tf
+from PIL import Image, ImageDraw
+from tensorflow.core.util import event_pb2
 
 from keras_colour import colour
+from keras_colour.colourise import colourise_array, model_image_size
+from keras_colour.data.images import decode_to_rgb8
 
 
 def _finish(fig, path):
@@ -26,8 +32,6 @@ def close(fig):
 
 
 def _pyplot():
-    import matplotlib
-
     if matplotlib.get_backend().lower() not in ("agg",) and "inline" not in matplotlib.get_backend().lower():
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -84,21 +88,18 @@ def plot_loss_curves(history_path, png_path=None, title=None):
     return _finish(fig, png_path)
 
 
-def save_sample_grid(generator, batch, path):
-    """Saves (and returns) a grid: grayscale input | prediction | ground truth, one row per image."""
-    from PIL import Image
+def save_sample_grid(lightness, ab, fake_ab, path=None):
+    """Saves (and returns) a grid: grayscale input | prediction | ground truth, one row per image.
 
-    from keras_colour.evaluation import predict_ab
-
-    lightness, ab = batch[0], batch[1]
-    mask = batch[2] if len(batch) > 2 else None
-    fake_ab = predict_ab(generator, lightness, mask)
+    Args:
+        lightness: L_n `[B, H, W, 1]`. ab: the real ab_n. fake_ab: the predicted ab_n.
+        path: str or None. PNG to write.
+    """
     gray = colour.lab_normalized_to_rgb(lightness, tf.zeros_like(ab))
     fake = colour.lab_normalized_to_rgb(lightness, fake_ab)
     real = colour.lab_normalized_to_rgb(lightness, ab)
     rows = tf.concat([gray, fake, real], axis=2)  # columns side by side
-    grid = tf.reshape(rows, [-1, rows.shape[2], 3]).numpy()
-    grid = np.clip(np.round(grid * 255), 0, 255).astype(np.uint8)
+    grid = colour.to_uint8(tf.reshape(rows, [-1, rows.shape[2], 3]))
     if path:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         Image.fromarray(grid).save(path)
@@ -107,8 +108,6 @@ def save_sample_grid(generator, batch, path):
 
 def read_tensorboard_scalars(log_dir):
     """Reads the epoch scalars Keras's TensorBoard callback wrote: {"train/epoch_g_loss": [(step, value), ...]}."""
-    from tensorflow.core.util import event_pb2
-
     scalars = {}
     for path in sorted(glob.glob(os.path.join(log_dir, "*", "events.out.tfevents.*"))):
         split = os.path.basename(os.path.dirname(path))
@@ -139,35 +138,30 @@ def plot_tensorboard_scalars(scalars, tags, path=None, title=None):
 
 
 def _label(image, text):
-    from PIL import Image, ImageDraw
-
     im = Image.fromarray(image)
     ImageDraw.Draw(im).text((3, 2), text, fill=(255, 255, 0))
     return np.asarray(im)
 
 
-def qualitative_grid(run_dirs, image_paths, path=None, labels=True):
-    """A grid like the thesis's Figure 9: grayscale input, each run's colourisation, ground truth.
+def qualitative_grid(models, image_paths, path=None, labels=True):
+    """A grid like the thesis's Figure 9: grayscale input, each model's colourisation, ground truth.
 
-    One row per image; every image is shown at the first run's model size.
-    Returns the grid as a uint8 array (and saves it as PNG when `path` is given).
+    Args:
+        models: dict of label -> generator (`keras.Model`).
+        image_paths: list of str. One row per image, shown at the first model's input size.
+        path: str or None. PNG to write. labels: bool. Write the column labels on the tiles.
+
+    Returns:
+        The grid as a uint8 array.
     """
-    import keras
-    from PIL import Image
-
-    from keras_colour.colourise import colourise_array, model_image_size
-    from keras_colour.data.images import decode_to_rgb8
-    from keras_colour.experiment import load_run_config, run_paths
-
-    models = [keras.models.load_model(run_paths(r)["generator"], compile=False) for r in run_dirs]
-    names = [load_run_config(r).name for r in run_dirs]
-    size = model_image_size(models[0]) or (256, 256)
+    first = next(iter(models.values()))
+    size = model_image_size(first) or (256, 256)
     rows = []
     for image_path in image_paths:
         rgb = np.asarray(Image.fromarray(decode_to_rgb8(image_path)).resize(size[::-1], Image.BICUBIC))
-        gray = colour.lab_to_rgb(tf.concat([colour.rgb_to_lab(rgb / 255.0)[..., :1], tf.zeros(rgb.shape[:2] + (2,), tf.float64)], -1))
-        gray = np.round(gray.numpy() * 255).astype(np.uint8)
-        cells = [("input", gray)] + [(n, colourise_array(m, rgb)) for n, m in zip(names, models)] + [("ground truth", rgb)]
+        lightness = colour.rgb_to_lab(rgb / 255.0)[..., :1]
+        gray = colour.to_uint8(colour.lab_to_rgb(tf.concat([lightness, tf.zeros(rgb.shape[:2] + (2,), lightness.dtype)], -1)))
+        cells = [("input", gray)] + [(n, colourise_array(m, rgb)) for n, m in models.items()] + [("ground truth", rgb)]
         rows.append(np.concatenate([_label(c, t) if labels else c for t, c in cells], axis=1))
     grid = np.concatenate(rows, axis=0)
     if path:
@@ -175,20 +169,11 @@ def qualitative_grid(run_dirs, image_paths, path=None, labels=True):
     return grid
 
 
-def full_resolution_colourisations(run_dirs, image_paths, output_dir):
-    """Colourises each image at its full resolution with each run; returns {(run name, image): png path}."""
-    import keras
-    from PIL import Image
-
-    from keras_colour.colourise import colourise_array
-    from keras_colour.data.images import decode_to_rgb8
-    from keras_colour.experiment import load_run_config, run_paths
-
+def full_resolution_colourisations(models, image_paths, output_dir):
+    """Colourises each image at its full resolution with each model; returns {(label, image): png path}."""
     os.makedirs(output_dir, exist_ok=True)
     written = {}
-    for run_dir in run_dirs:
-        name = load_run_config(run_dir).name
-        model = keras.models.load_model(run_paths(run_dir)["generator"], compile=False)
+    for name, model in models.items():
         for image_path in image_paths:
             stem = os.path.splitext(os.path.basename(image_path))[0]
             target = os.path.join(output_dir, f"{name}_{stem}_full.png")

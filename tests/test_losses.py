@@ -8,21 +8,28 @@ from keras_colour import losses
 def test_colour_losses():
     a = tf.constant([[0.0, 0.0], [1.0, -1.0]])
     b = tf.constant([[0.5, 0.0], [1.0, 2.0]])
-    assert float(losses.colour_loss(a, b, "l1")) == pytest.approx((0.5 + 0 + 0 + 3) / 4)
+    assert float(losses.colour_loss("l1")(a, b)) == pytest.approx((0.5 + 0 + 0 + 3) / 4)
     # Huber, delta 1: 0.5 * 0.25 for 0.5, 1 * (3 - 0.5) for 3
-    assert float(losses.colour_loss(a, b, "smooth_l1")) == pytest.approx((0.125 + 2.5) / 4)
+    assert float(losses.colour_loss("smooth_l1")(a, b)) == pytest.approx((0.125 + 2.5) / 4)
+    # delta 0.25: 0.5 * 0.0625 + 0.25 * 0.25 for 0.5, 0.03125 + 0.25 * 2.75 for 3
+    assert float(losses.colour_loss("smooth_l1", 0.25)(a, b)) == pytest.approx((0.09375 + 0.71875) / 4)
     with pytest.raises(ValueError, match="smooth_l1"):
-        losses.colour_loss(a, b, "l2")
+        losses.colour_loss("l2")
 
 
 def test_lsgan_and_bce():
     real, fake = [tf.ones([2, 4, 4, 1]), tf.fill([2, 2, 2, 1], 0.5)], [tf.zeros([2, 4, 4, 1]), tf.fill([2, 2, 2, 1], 0.5)]
-    d = losses.discriminator_losses(real, fake, "lsgan")
+    lsgan, bce = losses.adversarial_loss("lsgan"), losses.adversarial_loss("bce")
+    d = lsgan.discriminator(real, fake)
     assert [float(x) for x in d] == pytest.approx([0.0, 0.5 * (0.25 + 0.25)])
-    assert float(losses.generator_adversarial_loss(fake, "lsgan")) == pytest.approx(1.0 + 0.25)
+    assert float(lsgan.generator(fake)) == pytest.approx(1.0 + 0.25)
+    assert float(lsgan.against(tf.fill([2, 3, 3, 1], 0.25), 1.0)) == pytest.approx(0.5625)
     logits = tf.zeros([1, 30, 30, 1])
-    assert float(losses.discriminator_losses(logits, logits, "bce")[0]) == pytest.approx(np.log(2.0))
-    assert float(losses.generator_adversarial_loss(logits, "bce")) == pytest.approx(np.log(2.0))
+    assert float(bce.discriminator(logits, logits)[0]) == pytest.approx(np.log(2.0))
+    assert float(bce.generator(logits)) == pytest.approx(np.log(2.0))
+    assert float(bce.against(tf.fill([1, 2, 2, 1], 3.0), 1.0)) == pytest.approx(np.log1p(np.exp(-3.0)), rel=1e-6)
+    with pytest.raises(ValueError, match="lsgan"):
+        losses.adversarial_loss("wgan")
 
 
 def _hand_made():
@@ -72,11 +79,31 @@ def test_select_class_ab_and_segmentation_loss():
     assert float(losses.segmentation_loss(mask, logits)) == pytest.approx(np.log(4.0) / 3, rel=1e-4)
 
 
-def test_ab_prediction_for_every_head():
+def test_heads_turn_outputs_into_ab():
+    from keras_colour import heads
+
     ab_true, pred, mask = _hand_made()
     plain = tf.fill([1, 2, 2, 2], 0.3)
-    assert np.allclose(losses.ab_prediction(plain).numpy(), 0.3)
-    assert np.allclose(losses.ab_prediction({"ab": plain, "segmentation": tf.zeros([1, 2, 2, 4])}).numpy(), 0.3)
-    np.testing.assert_array_equal(losses.ab_prediction(pred, mask).numpy(), losses.select_class_ab(pred, mask).numpy())
+    assert np.allclose(heads.PlainHead().ab(plain).numpy(), 0.3)
+    assert np.allclose(heads.SeparateDecodersHead().ab({"ab": plain, "segmentation": tf.zeros([1, 2, 2, 4])}).numpy(), 0.3)
+    shared = heads.SharedDecoderHead()
+    np.testing.assert_array_equal(shared.ab(pred, mask).numpy(), losses.select_class_ab(pred, mask).numpy())
     with pytest.raises(ValueError, match="class mask is needed"):
-        losses.ab_prediction(pred)
+        shared.ab(pred)
+
+
+@pytest.mark.parametrize(
+    "outputs, head",
+    [((2,), "PlainHead"), ((8,), "SharedDecoderHead"), ({"ab": 2, "segmentation": 4}, "SeparateDecodersHead")],
+)
+def test_head_is_read_from_a_models_outputs(outputs, head):
+    import keras
+
+    from keras_colour import heads
+
+    x = keras.Input((4, 4, 1))
+    if isinstance(outputs, dict):
+        y = {k: keras.layers.Conv2D(c, 1, name=k)(x) for k, c in outputs.items()}
+    else:
+        y = keras.layers.Conv2D(outputs[0], 1)(x)
+    assert type(heads.head_for_model(keras.Model(x, y))).__name__ == head

@@ -1,7 +1,9 @@
-"""Executes every notebook top to bottom against a tiny run made here (issue: notebooks run in CI)."""
+"""Executes every notebook as Jupyter does (working directory = the notebook's folder, no environment
+variables), right after a quick-start run made here, laid out as a user's checkout is."""
 
 import glob
 import os
+import shutil
 
 import nbformat
 import pytest
@@ -13,20 +15,16 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 
 
 @pytest.fixture(scope="module")
-def tiny_runs(tmp_path_factory, demo_cache):
+def checkout(tmp_path_factory, demo_cache):
+    """A copy of notebooks/ beside runs/quickstart (a tiny quick-start run), as in a checkout after the README's command."""
     from keras_colour.config import load_config
-    from keras_colour.experiment import evaluate_run, train
+    from keras_colour.experiment import train
 
-    runs = []
-    base = tmp_path_factory.mktemp("runs")
-    for name, extra in (("tiny_gorriz", {}), ("tiny_unet", {"model.generator": "unet", "model.discriminator": "none", "loss.adversarial": "none"})):
-        out = str(base / name)
-        config = load_config(os.path.join(ROOT, "experiments", "quickstart.yaml"), tiny_overrides(output_dir=out, name=name, **extra))
-        train(config)
-        if name == "tiny_gorriz":
-            evaluate_run(out)  # the other one is evaluated by the histogram notebook itself
-        runs.append(out)
-    return runs
+    root = tmp_path_factory.mktemp("checkout")
+    shutil.copytree(os.path.join(ROOT, "notebooks"), root / "notebooks")
+    config = load_config(os.path.join(ROOT, "experiments", "quickstart.yaml"), tiny_overrides(output_dir=str(root / "runs" / "quickstart")))
+    train(config)
+    return root
 
 
 def test_every_notebook_is_listed_in_the_readme():
@@ -37,21 +35,21 @@ def test_every_notebook_is_listed_in_the_readme():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
-def test_notebook_runs_top_to_bottom(path, tiny_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_COLOUR_NOTEBOOK_RUNS", os.pathsep.join(tiny_runs))
-    monkeypatch.setenv("KERAS_COLOUR_NOTEBOOK_OUTPUT", str(tmp_path))
+@pytest.mark.parametrize("name", [os.path.basename(p) for p in NOTEBOOKS])
+def test_notebook_runs_with_jupyters_working_directory_and_defaults(name, checkout, monkeypatch):
+    for var in ("KERAS_COLOUR_NOTEBOOK_RUNS", "KERAS_COLOUR_NOTEBOOK_OUTPUT", "KERAS_COLOUR_RUNS"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
-    book = nbformat.read(path, as_version=4)
-    NotebookClient(book, timeout=600, kernel_name="python3", resources={"metadata": {"path": ROOT}}).execute()
+    folder = checkout / "notebooks"
+    book = nbformat.read(folder / name, as_version=4)
+    NotebookClient(book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
     errors = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
-    pngs = glob.glob(str(tmp_path / "*.png"))
-    assert pngs, "the notebook saved no figure"
-    name = os.path.basename(path)
-    if name != "use_saved_model.ipynb":  # figures are shown inline as well as saved
-        assert any("image/png" in o.get("data", {}) for c in book.cells for o in c.get("outputs", []))
+    figures_dir = checkout / "runs" / "notebook_figures"
+    assert glob.glob(str(figures_dir / "*.png")), "the notebook saved no figure where its defaults say"
     if name == "use_saved_model.ipynb":
-        assert os.path.isdir(tmp_path / "generator_savedmodel")
+        assert os.path.isdir(figures_dir / "generator_savedmodel")
         first_code = [c.source for c in book.cells if c.cell_type == "code"][:2]
         assert all("import keras_colour" not in src and "from keras_colour" not in src for src in first_code)
+    else:  # figures are shown inline as well as saved
+        assert any("image/png" in o.get("data", {}) for c in book.cells for o in c.get("outputs", []))

@@ -3,6 +3,7 @@
 import dataclasses
 import logging
 
+from keras_colour.batch import BatchLayout
 from keras_colour.data.demo import build_demo_dataset
 from keras_colour.data.images import SkipLog, list_images, read_image_list, split_per_class
 from keras_colour.data.pipeline import make_dataset
@@ -23,11 +24,12 @@ class DataBundle:
     test_masks: list = None
     steps_per_epoch: int = 0
     skip_log: SkipLog = dataclasses.field(default_factory=SkipLog)
+    layout: BatchLayout = BatchLayout()
 
     def summary(self):
         return (
             f"train: {len(self.train_paths)} images, {self.steps_per_epoch} steps/epoch; "
-            f"test: {len(self.test_paths)} images; element spec: {self.train.element_spec}"
+            f"test: {len(self.test_paths)} images; batches: {self.layout.description}"
         )
 
 
@@ -78,7 +80,8 @@ def build_datasets(config, global_batch_size=None, repeat_train=False):
     )
     test_ds = make_dataset(test, training=False, mask_paths=test_masks, **common) if test else None
     steps = max(1, len(train) // batch)
-    return DataBundle(train_ds, test_ds, train, test, train_masks, test_masks, steps, skip_log)
+    layout = BatchLayout(rgb=data.lab_on_device, mask=train_masks is not None)
+    return DataBundle(train_ds, test_ds, train, test, train_masks, test_masks, steps, skip_log, layout)
 
 
 __all__ = [

@@ -3,7 +3,12 @@
 import inspect
 
 from keras_colour.models import discriminators, generators, perceptual  # noqa: F401  (registers builders)
+from keras_colour import choices
 from keras_colour.models.registry import BACKBONES, DISCRIMINATORS, GENERATORS, lookup
+
+choices.check_registry("GENERATORS", GENERATORS, choices.GENERATORS)
+choices.check_registry("DISCRIMINATORS", DISCRIMINATORS, choices.DISCRIMINATORS)
+choices.check_registry("BACKBONES", BACKBONES, choices.BACKBONES)
 
 
 def _call_builder(table, kind, what, image_size, options):

@@ -165,7 +165,7 @@ def fast_twin(model):
 
     def clone_function(layer):
         if layer.name in pairs:
-            return keras.layers.Identity(name=f"{layer.name}_skipped")
+            return keras.layers.Identity(name=f"{layer.name}_skipped", dtype=layer.dtype_policy)
         if layer.name in convs:
             return LowResolutionUpConv(layer)
         return layer

@@ -17,13 +17,12 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_colour.errors import FeatureWeightsError
 from keras_colour.models.registry import BACKBONES, lookup, register_backbone
 
 logger = logging.getLogger(__name__)
 
 
-class FeatureWeightsError(RuntimeError):
-    """Pretrained weights for a feature network could not be found or fetched."""
 
 
 def _keras_cache_dir():

@@ -1,0 +1,106 @@
+"""Keras callbacks of a training run: checkpoints, the NaN stop, samples, curves, the segmentation schedule."""
+
+import logging
+import math
+
+import keras
+
+from keras_colour import figures
+from keras_colour.checkpoint import export_generator
+
+logger = logging.getLogger(__name__)
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the first NaN or infinite loss, naming the term and the step."""
+
+    def __init__(self):
+        super().__init__()
+        self.message = None
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            if not math.isfinite(float(value)):
+                self.message = (
+                    f"Loss term {name!r} became {float(value)} at epoch {self.epoch + 1}, step {batch + 1}. "
+                    "Training stopped; the last completed epoch's checkpoint is intact. Try a lower learning rate, "
+                    "mixed_precision: none, or check the input data."
+                )
+                self.model.stop_training = True
+                return
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the training state, exports the generator and records progress after every epoch.
+
+    Args:
+        checkpoint: `TrainingCheckpoint`.
+        run: `RunFolder`.
+        total_epochs: int. Written to the state file; the run is finished at that count.
+    """
+
+    def __init__(self, checkpoint, run, total_epochs):
+        super().__init__()
+        self.checkpoint, self.run, self.total_epochs = checkpoint, run, total_epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        completed = epoch + 1
+        self.checkpoint.save(completed)
+        export_generator(self.checkpoint.trainer.generator, self.run.generator_path)
+        self.run.write_state(completed, self.total_epochs)
+
+
+class SegmentationSchedule(keras.callbacks.Callback):
+    """Separate decoders: segmentation only for the first `pretrain_epochs`, then both tasks."""
+
+    def __init__(self, pretrain_epochs):
+        super().__init__()
+        self.pretrain_epochs = pretrain_epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.colour_terms_gate.assign(0.0 if epoch < self.pretrain_epochs else 1.0)
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Saves a grid of test colourisations each epoch: grayscale input | prediction | ground truth.
+
+    Args:
+        batch: a `keras_colour.batch.Batch` of test images.
+        run: `RunFolder`.
+    """
+
+    def __init__(self, batch, run):
+        super().__init__()
+        self.batch, self.run = batch, run
+
+    def on_epoch_end(self, epoch, logs=None):
+        fake_ab = self.model.head.ab(self.model.generator(self.batch.lightness, training=False), self.batch.mask)
+        figures.save_sample_grid(self.batch.lightness, self.batch.ab, fake_ab, self.run.sample_path(epoch + 1))
+
+
+class LossCurves(keras.callbacks.Callback):
+    """Redraws `loss_curves.png` from `history.csv` after every epoch (thesis Figures 12 to 14)."""
+
+    def __init__(self, run):
+        super().__init__()
+        self.run = run
+
+    def on_epoch_end(self, epoch, logs=None):
+        fig = figures.plot_loss_curves(self.run.history, self.run.loss_curves)
+        if fig is not None:
+            figures.close(fig)
+
+
+class ReportSkips(keras.callbacks.Callback):
+    """Lists the undecodable files the pipeline skipped, once training ends."""
+
+    def __init__(self, skip_log):
+        super().__init__()
+        self.skip_log = skip_log
+
+    def on_train_end(self, logs=None):
+        self.skip_log.report()
