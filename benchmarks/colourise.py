@@ -29,19 +29,29 @@ def main():
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
-    model = keras.models.load_model(args.model) if args.model else build_generator("gorriz", 256, norm="ibn", spectral_norm=True)
+    model = (
+        keras.models.load_model(args.model)
+        if args.model
+        else build_generator("gorriz", 256, norm="ibn", spectral_norm=True)
+    )
     frame = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((1920, 1080), Image.BICUBIC))
     with tempfile.TemporaryDirectory() as tmp:
         src, out = os.path.join(tmp, "in"), os.path.join(tmp, "out")
         os.makedirs(src)
         for i in range(args.images):
             Image.fromarray(np.roll(frame, 37 * i, axis=1)).save(os.path.join(src, f"frame_{i:04d}.jpg"), quality=92)
-        colourise_paths(model, [os.path.join(src, "frame_0000.jpg")], os.path.join(tmp, "warm"), progress=False)  # trace
+        colourise_paths(
+            model, [os.path.join(src, "frame_0000.jpg")], os.path.join(tmp, "warm"), progress=False
+        )  # trace
         start = time.perf_counter()
         written, _ = colourise_paths(model, [src], out, batch_size=args.batch_size, progress=False)
         elapsed = time.perf_counter() - start
-    print(f"TensorFlow {tf.__version__}, CPU cores {os.cpu_count()}, GPU: {bool(tf.config.list_physical_devices('GPU'))}")
-    print(f"colourise: {len(written)} images of 1920x1080 (decode JPEG, model at 256x256, full-resolution L, write PNG): "
+    print(
+        f"TensorFlow {tf.__version__}, CPU cores {os.cpu_count()}, GPU: {bool(tf.config.list_physical_devices('GPU'))}"
+    )
+    print(
+        f"colourise: {len(written)} images of 1920x1080 "
+        "(decode JPEG, model at 256x256, full-resolution L, write PNG): "
           f"{elapsed / len(written):.3f} s per image")  # fmt: skip
 
 

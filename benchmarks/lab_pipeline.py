@@ -50,10 +50,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--images", type=int, default=256, help="JPEG files for the pipeline benchmark")
     args = parser.parse_args()
-    print(f"TensorFlow {tf.__version__}, devices: {[d.device_type for d in tf.config.list_logical_devices()]}, CPU cores: {os.cpu_count()}")
+    print(
+        f"TensorFlow {tf.__version__}, devices: {[d.device_type for d in tf.config.list_logical_devices()]}, "
+        f"CPU cores: {os.cpu_count()}"
+    )
 
     photos = photographs()
-    batch = np.stack([np.asarray(Image.fromarray(photos[i % len(photos)]).resize((256, 256))) for i in range(args.batch)])
+    batch = np.stack(
+        [np.asarray(Image.fromarray(photos[i % len(photos)]).resize((256, 256))) for i in range(args.batch)]
+    )
     batch_f = (batch / 255.0).astype(np.float32)
 
     convert = tf.function(colour.rgb_to_lab)
@@ -70,7 +75,10 @@ def main():
     print(f"  skimage rgb2lab (uint8)    {args.batch / t_sk64:9.1f} images/s")
     print(f"  speed-up vs skimage float32: {t_sk / t_tf:.2f}x (XLA {t_sk / t_xla:.2f}x)")
 
-    diffs = [np.max(np.abs(colour.rgb_to_lab(tf.constant(p / 255.0, tf.float32)).numpy() - skimage.color.rgb2lab(p))) for p in photos]
+    diffs = [
+        np.max(np.abs(colour.rgb_to_lab(tf.constant(p / 255.0, tf.float32)).numpy() - skimage.color.rgb2lab(p)))
+        for p in photos
+    ]
     rng = np.random.default_rng(0).random((64, 64, 64, 3))
     diffs.append(np.max(np.abs(colour.rgb_to_lab(tf.constant(rng, tf.float32)).numpy() - skimage.color.rgb2lab(rng))))
     print(f"  max |TF - skimage| over {len(photos)} photographs and 262,144 random colours: {max(diffs):.2e} Lab units")
@@ -85,7 +93,10 @@ def main():
             path = os.path.join(tmp, f"img_{i:04d}.jpg")
             img.save(path, quality=90)
             paths.append(path)
-        print(f"\n(b) whole pipeline on {args.images} JPEGs of about 500x375 (decode, resize to 256, Lab), batch {args.batch}:")
+        print(
+            f"\n(b) whole pipeline on {args.images} JPEGs of about 500x375 (decode, resize to 256, Lab), "
+            f"batch {args.batch}:"
+        )
         for label, kwargs in (("Lab in the tf.data map", {}), ("RGB only (Lab on device)", {"lab_on_device": True})):
             ds = make_dataset(paths, image_size=256, batch_size=args.batch, training=True, **kwargs)
             for _ in ds.take(2):

@@ -38,7 +38,9 @@ class Generator(nn.Module):
         ups = list(reversed(downs[:-1]))
         for j, (f, skip) in enumerate(zip(ups, reversed(downs[:-1]))):
             last = j == len(ups) - 1
-            self.up.append(nn.Sequential(nn.Upsample(scale_factor=2), conv(cin, f, 1), norm("in" if last else "bn", f), nn.ReLU()))
+            self.up.append(
+                nn.Sequential(nn.Upsample(scale_factor=2), conv(cin, f, 1), norm("in" if last else "bn", f), nn.ReLU())
+            )
             cin = f + skip
         self.out = nn.Sequential(nn.Upsample(scale_factor=2), conv(cin, 2, 1), nn.Tanh())
 
@@ -58,7 +60,7 @@ class MultiScaleDiscriminator(nn.Module):
         self.nets = nn.ModuleList()
         for _ in range(scales):
             layers, cin = [], 3
-            for i, (f, n) in enumerate(zip((64, 128, 256, 512), ("none", "in", "bn", "bn"))):
+            for f, n in zip((64, 128, 256, 512), ("none", "in", "bn", "bn")):
                 layers += [conv(cin, f, 2), norm(n, f), nn.LeakyReLU(0.2)]
                 cin = f
             layers.append(conv(cin, 1, 1))
@@ -79,7 +81,9 @@ def main():
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--bf16", action="store_true", help="torch.autocast(cpu, bfloat16), the analogue of mixed_bfloat16")
+    parser.add_argument(
+        "--bf16", action="store_true", help="torch.autocast(cpu, bfloat16), the analogue of mixed_bfloat16"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     g, d = Generator(), MultiScaleDiscriminator(3)
@@ -96,7 +100,10 @@ def main():
     def losses_step():
         fake = g(lightness)
         d_opt.zero_grad()
-        d_loss = sum(0.5 * (mse(r, torch.ones_like(r)) + mse(f, torch.zeros_like(f))) for r, f in zip(d(lightness, ab), d(lightness, fake.detach())))
+        d_loss = sum(
+            0.5 * (mse(r, torch.ones_like(r)) + mse(f, torch.zeros_like(f)))
+            for r, f in zip(d(lightness, ab), d(lightness, fake.detach()))
+        )
         d_loss.backward()
         d_opt.step()
         g_opt.zero_grad()
@@ -111,7 +118,8 @@ def main():
         step()
     elapsed = time.perf_counter() - start
     print(f"PyTorch {torch.__version__} eager, {torch.get_num_threads()} threads, CPU cores {os.cpu_count()}: "
-          f"Gorriz 3-scale step{' (autocast bfloat16)' if args.bf16 else ''}, size {args.size}, batch {args.batch}: {args.batch * args.steps / elapsed:.2f} images/s")  # fmt: skip
+          f"Gorriz 3-scale step{' (autocast bfloat16)' if args.bf16 else ''}, size {args.size}, batch {args.batch}: "
+          f"{args.batch * args.steps / elapsed:.2f} images/s")  # fmt: skip
 
 
 if __name__ == "__main__":

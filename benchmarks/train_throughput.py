@@ -22,15 +22,23 @@ import tensorflow as tf
 import keras_colour
 from keras_colour.config import config_from_dict
 
+_GORRIZ3 = {
+    "model.generator": "gorriz",
+    "model.norm": "ibn",
+    "model.spectral_norm": True,
+    "model.discriminator": "multiscale",
+    "model.d_scales": 3,
+    "loss.adversarial": "lsgan",
+}
 FAMILIES = {
     "unet": {"model.generator": "unet", "model.discriminator": "none", "loss.adversarial": "none"},
     "pix2pix": {"model.generator": "pix2pix", "model.discriminator": "patchgan", "loss.adversarial": "bce"},
-    "gorriz3": {"model.generator": "gorriz", "model.norm": "ibn", "model.spectral_norm": True, "model.discriminator": "multiscale",
-                "model.d_scales": 3, "loss.adversarial": "lsgan"},
-    "gorriz3_vgg16": {"model.generator": "gorriz", "model.norm": "ibn", "model.spectral_norm": True, "model.discriminator": "multiscale",
-                      "model.d_scales": 3, "loss.adversarial": "lsgan",
-                      "loss.feature": "{backbone: vgg16, layers: [block3_conv3], weights: random, allow_random_weights: true}"},
-}  # fmt: skip
+    "gorriz3": _GORRIZ3,
+    "gorriz3_vgg16": {
+        **_GORRIZ3,
+        "loss.feature": "{backbone: vgg16, layers: [block3_conv3], weights: random, allow_random_weights: true}",
+    },
+}
 
 
 class _Timer(keras.callbacks.Callback):
@@ -64,8 +72,13 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--xla", choices=("off", "on", "both"), default="both")
-    parser.add_argument("--precisions", nargs="+", default=None, choices=("none", "mixed_float16", "mixed_bfloat16"),
-                        help="dtype policies to time (default: none, plus mixed_float16 on a GPU)")
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=None,
+        choices=("none", "mixed_float16", "mixed_bfloat16"),
+        help="dtype policies to time (default: none, plus mixed_float16 on a GPU)",
+    )
     args = parser.parse_args()
     gpu = bool(tf.config.list_physical_devices("GPU"))
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; GPU: {gpu}; CPU cores: {os.cpu_count()}; "

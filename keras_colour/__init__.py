@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # Lazy: `import keras_colour` stays cheap (no TensorFlow) for the CLI and configs.
     if name in ("ColourGAN", "build_trainer"):
-        from keras_colour import trainer
+        from keras_colour import trainer  # noqa: PLC0415  (lazy: `import keras_colour` stays TensorFlow-free)
 
         return getattr(trainer, name)
     raise AttributeError(f"module 'keras_colour' has no attribute {name!r}")

@@ -45,7 +45,9 @@ class BatchLayout:
         channels = (3,) if self.rgb else (1, 2)
         if len(items) != expected or any(item.shape[-1] != c for item, c in zip(items, channels)):
             shapes = [tuple(item.shape) for item in items]
-            raise ValueError(f"Expected batches laid out as {self.description}; got {len(items)} item(s) of shapes {shapes}.")
+            raise ValueError(
+                f"Expected batches laid out as {self.description}; got {len(items)} item(s) of shapes {shapes}."
+            )
         if self.rgb:
             lightness, ab = colour.rgb_to_lab_normalized(tf.cast(items[0], tf.float32))
         else:

@@ -36,7 +36,12 @@ class TrainingCheckpoint:
         self.trainer = trainer
         self.directory = directory
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
-        objects = dict(generator=trainer.generator, g_optimizer=trainer.g_optimizer, epoch=self.epoch, colour_terms_gate=trainer.colour_terms_gate)
+        objects = dict(
+            generator=trainer.generator,
+            g_optimizer=trainer.g_optimizer,
+            epoch=self.epoch,
+            colour_terms_gate=trainer.colour_terms_gate,
+        )
         if trainer.discriminator is not None:
             objects.update(discriminator=trainer.discriminator, d_optimizer=trainer.d_optimizer)
         self.checkpoint = tf.train.Checkpoint(**objects)

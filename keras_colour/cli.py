@@ -35,7 +35,9 @@ def _colourise(args):
     from keras_colour.colourise import colourise_paths
 
     model = keras.models.load_model(args.model, compile=False)
-    written, skipped = colourise_paths(model, args.inputs, args.output, batch_size=args.batch_size, png_compression=args.png_compression)
+    written, skipped = colourise_paths(
+        model, args.inputs, args.output, batch_size=args.batch_size, png_compression=args.png_compression
+    )
     print(f"Colourised {len(written)} image(s) into {args.output}; skipped {len(skipped)} unreadable file(s).")
     return 1 if skipped else 0
 
@@ -85,7 +87,9 @@ def build_parser():
 
     p = sub.add_parser("train", help="train (and evaluate) one experiment from a YAML file")
     p.add_argument("config")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=3")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=3"
+    )
     p.add_argument("--stage", choices=("train", "evaluate", "all"), default="all")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run folder first")
@@ -102,7 +106,14 @@ def build_parser():
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--output", required=True)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--png-compression", type=int, default=1, choices=range(10), metavar="0-9", help="zlib level of the PNGs (default 1: fast)")
+    p.add_argument(
+        "--png-compression",
+        type=int,
+        default=1,
+        choices=range(10),
+        metavar="0-9",
+        help="zlib level of the PNGs (default 1: fast)",
+    )
     p.set_defaults(fn=_colourise)
 
     p = sub.add_parser("demo", help="build the built-in demo dataset and summarise its pipeline")
@@ -120,7 +131,9 @@ def build_parser():
 def main(argv=None):
     _quiet_tensorflow()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     from keras_colour.config import ConfigError
     from keras_colour.errors import FeatureWeightsError, NonFiniteLossError, RunExistsError
 

@@ -14,7 +14,7 @@ from keras_colour.heads import head_for_model
 logger = logging.getLogger(__name__)
 
 
-def evaluate_generator(generator, dataset, max_images=None, layout=BatchLayout()):
+def evaluate_generator(generator, dataset, max_images=None, layout=None):
     """Computes every metric of `keras_colour.metrics` over a test pipeline.
 
     Args:
@@ -29,6 +29,7 @@ def evaluate_generator(generator, dataset, max_images=None, layout=BatchLayout()
     real_hist, fake_hist = metrics.ColourHistogram(), metrics.ColourHistogram()
     sums = dict(psnr=0.0, psnr_ab_bbc=0.0, ssim=0.0, colourfulness_real=0.0, colourfulness_generated=0.0)
     head = head_for_model(generator)
+    layout = layout or BatchLayout()
     n = 0
     for data in dataset:
         if max_images is not None and n >= max_images:
@@ -57,7 +58,9 @@ def evaluate_generator(generator, dataset, max_images=None, layout=BatchLayout()
 
 
 def save_histograms(path, real_hist, fake_hist):
-    np.savez(path, edges=metrics.HIST_EDGES, real_a=real_hist.a, real_b=real_hist.b, fake_a=fake_hist.a, fake_b=fake_hist.b)
+    np.savez(
+        path, edges=metrics.HIST_EDGES, real_a=real_hist.a, real_b=real_hist.b, fake_a=fake_hist.a, fake_b=fake_hist.b
+    )
 
 
 def load_histograms(path):
@@ -67,8 +70,32 @@ def load_histograms(path):
     return real, fake
 
 
-TABLE_COLUMNS = ("model", "js_a", "js_b", "kl_a", "kl_b", "psnr", "ssim", "psnr_ab_bbc", "colourfulness_real", "colourfulness_generated", "images")
-TABLE_HEADERS = ("Model", "JS a", "JS b", "KL a", "KL b", "PSNR (RGB, dB)", "SSIM", "PSNR ab (BBC)", "Colourfulness real", "Colourfulness generated", "Images")
+TABLE_COLUMNS = (
+    "model",
+    "js_a",
+    "js_b",
+    "kl_a",
+    "kl_b",
+    "psnr",
+    "ssim",
+    "psnr_ab_bbc",
+    "colourfulness_real",
+    "colourfulness_generated",
+    "images",
+)
+TABLE_HEADERS = (
+    "Model",
+    "JS a",
+    "JS b",
+    "KL a",
+    "KL b",
+    "PSNR (RGB, dB)",
+    "SSIM",
+    "PSNR ab (BBC)",
+    "Colourfulness real",
+    "Colourfulness generated",
+    "Images",
+)
 
 
 def write_comparison(rows, output_dir):
@@ -88,6 +115,7 @@ def write_comparison(rows, output_dir):
     lines += ["| " + " | ".join(fmt(row[c]) for c in TABLE_COLUMNS) + " |" for row in rows]
     md_path = os.path.join(output_dir, "comparison.md")
     with open(md_path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n\nJS: base 2, in [0, 1]. KL(real || generated): nats. See keras_colour.metrics.\n")
+        f.write(
+            "\n".join(lines) + "\n\nJS: base 2, in [0, 1]. KL(real || generated): nats. See keras_colour.metrics.\n"
+        )
     return md_path, csv_path
-

@@ -11,8 +11,11 @@ from keras_colour import figures
 from keras_colour.batch import BatchLayout
 from keras_colour.checkpoint import TrainingCheckpoint
 from keras_colour.config import ConfigError, load_config
+from keras_colour.data import build_datasets, make_dataset, resolve_files
 from keras_colour.errors import NonFiniteLossError, RunExistsError
+from keras_colour.evaluation import evaluate_generator, load_histograms, save_histograms, write_comparison
 from keras_colour.run_folder import RunFolder
+from keras_colour.trainer import build_trainer, get_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +38,6 @@ def train(config, resume=False, overwrite=False):
     With `resume=True` the latest checkpoint in the run folder is restored and training continues from
     the epoch after the last completed one.
     """
-    from keras_colour.data import build_datasets
-    from keras_colour.trainer import build_trainer, get_strategy
-
     config.check_paths()
     run = RunFolder(config.output_dir)
     run.prepare(config, resume, overwrite)
@@ -89,9 +89,6 @@ def train(config, resume=False, overwrite=False):
 
 def evaluate_run(run_dir, max_images=None):
     """Evaluates a run's `generator.keras` on its test set; writes metrics and histograms."""
-    from keras_colour.data import make_dataset, resolve_files
-    from keras_colour.evaluation import evaluate_generator, save_histograms
-
     run = RunFolder(run_dir)
     config = run.load_config()
     generator = run.load_generator()
@@ -100,7 +97,13 @@ def evaluate_run(run_dir, max_images=None):
         raise ValueError(f"{run_dir!r}: its config gives no test images.")
     d = config.data
     dataset = make_dataset(
-        test, d.image_size, d.batch_size, training=False, resize_method=d.resize_method, antialias=d.antialias, mask_paths=test_masks
+        test,
+        d.image_size,
+        d.batch_size,
+        training=False,
+        resize_method=d.resize_method,
+        antialias=d.antialias,
+        mask_paths=test_masks,
     )
     limit = max_images if max_images is not None else config.train.eval_max_images
     layout = BatchLayout(rgb=False, mask=test_masks is not None)
@@ -115,8 +118,6 @@ def evaluate_run(run_dir, max_images=None):
 
 def compare_runs(run_dirs, output_dir, max_images=None):
     """Evaluates several runs and writes the comparison table and histogram figure."""
-    from keras_colour.evaluation import load_histograms, write_comparison
-
     rows, generated, real = [], {}, None
     for run_dir in run_dirs:
         results = evaluate_run(run_dir, max_images)

@@ -10,6 +10,11 @@ import glob
 import os
 
 import matplotlib
+
+# A headless backend unless one that draws inline (Jupyter) or on screen was chosen before this import.
+if matplotlib.get_backend().lower() != "agg" and "inline" not in matplotlib.get_backend().lower():
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
@@ -28,15 +33,7 @@ def _finish(fig, path):
 
 
 def close(fig):
-    _pyplot().close(fig)
-
-
-def _pyplot():
-    if matplotlib.get_backend().lower() not in ("agg",) and "inline" not in matplotlib.get_backend().lower():
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    plt.close(fig)
 
 
 def plot_histograms(path, real_hist, generated, title=None):
@@ -47,7 +44,6 @@ def plot_histograms(path, real_hist, generated, title=None):
         real_hist: `ColourHistogram` of the real test images.
         generated: dict of label -> `ColourHistogram`.
     """
-    plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     centres = real_hist.centres
     for ax, channel in zip(axes, ("a", "b")):
@@ -65,7 +61,6 @@ def plot_histograms(path, real_hist, generated, title=None):
 
 def plot_loss_curves(history_path, png_path=None, title=None):
     """Generator and discriminator losses per term over epochs (thesis Figures 12 to 14)."""
-    plt = _pyplot()
     if not os.path.isfile(history_path):
         return
     with open(history_path, encoding="utf-8") as f:
@@ -121,14 +116,19 @@ def read_tensorboard_scalars(log_dir):
 
 def plot_tensorboard_scalars(scalars, tags, path=None, title=None):
     """Plots TensorBoard epoch scalars (from `read_tensorboard_scalars`), train and validation together."""
-    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for tag in tags:
         for split in ("train", "validation"):
             points = scalars.get(f"{split}/{tag}")
             if points:
                 steps, values = zip(*sorted(points))
-                ax.plot(np.array(steps) + 1, values, marker="o", linestyle="-" if split == "train" else "--", label=f"{split} {tag}")
+                ax.plot(
+                    np.array(steps) + 1,
+                    values,
+                    marker="o",
+                    linestyle="-" if split == "train" else "--",
+                    label=f"{split} {tag}",
+                )
     ax.set_xlabel("epoch")
     ax.set_yscale("symlog", linthresh=1e-3)
     ax.legend(fontsize=7)
@@ -160,7 +160,9 @@ def qualitative_grid(models, image_paths, path=None, labels=True):
     for image_path in image_paths:
         rgb = np.asarray(Image.fromarray(decode_to_rgb8(image_path)).resize(size[::-1], Image.BICUBIC))
         lightness = colour.rgb_to_lab(rgb / 255.0)[..., :1]
-        gray = colour.to_uint8(colour.lab_to_rgb(tf.concat([lightness, tf.zeros(rgb.shape[:2] + (2,), lightness.dtype)], -1)))
+        gray = colour.to_uint8(
+            colour.lab_to_rgb(tf.concat([lightness, tf.zeros(rgb.shape[:2] + (2,), lightness.dtype)], -1))
+        )
         cells = [("input", gray)] + [(n, colourise_array(m, rgb)) for n, m in models.items()] + [("ground truth", rgb)]
         rows.append(np.concatenate([_label(c, t) if labels else c for t, c in cells], axis=1))
     grid = np.concatenate(rows, axis=0)

@@ -39,7 +39,9 @@ class SharedDecoderHead:
 
     def ab(self, outputs, mask=None):
         if mask is None:
-            raise ValueError(f"This generator outputs {outputs.shape[-1]} channels (one ab pair per class): a class mask is needed.")
+            raise ValueError(
+                f"This generator outputs {outputs.shape[-1]} channels (one ab pair per class): a class mask is needed."
+            )
         return losses.select_class_ab(outputs, mask)
 
     def terms(self, batch, outputs, fake_ab, colour_loss):

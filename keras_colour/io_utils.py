@@ -34,4 +34,3 @@ def atomic_path(path):
 def atomic_write_text(path, text):
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
-

@@ -53,7 +53,9 @@ def ssim(real_rgb8, fake_rgb8):
     """Mean standard SSIM in [-1, 1] over uint8 RGB images."""
     real = tf.convert_to_tensor(_batch(real_rgb8), tf.float32)
     fake = tf.convert_to_tensor(_batch(fake_rgb8), tf.float32)
-    return float(tf.reduce_mean(tf.image.ssim(real, fake, max_val=255.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03)))
+    return float(
+        tf.reduce_mean(tf.image.ssim(real, fake, max_val=255.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03))
+    )
 
 
 def colourfulness(rgb8):

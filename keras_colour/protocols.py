@@ -55,7 +55,9 @@ class BBC:
         elif len(d.outputs) == 1:
             self.scales = [d]
         else:  # one model per scale over the same layers, as the BBC code had one Keras model per scale
-            self.scales = [keras.Model(d.inputs, output, name=f"{d.name}_scale{i + 1}") for i, output in enumerate(d.outputs)]
+            self.scales = [
+                keras.Model(d.inputs, output, name=f"{d.name}_scale{i + 1}") for i, output in enumerate(d.outputs)
+            ]
 
     def _discriminator_step(self, gan, scale, batch, ab, target):
         with tf.GradientTape() as tape:

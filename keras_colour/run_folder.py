@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 
+import keras
+
 from keras_colour.config import load_config, save_config
 from keras_colour.errors import RunExistsError
 from keras_colour.io_utils import atomic_write_text
@@ -58,8 +60,6 @@ class RunFolder:
 
     def load_generator(self):
         """The run's `generator.keras`, loaded with plain Keras."""
-        import keras
-
         if not os.path.isfile(self.generator_path):
             raise FileNotFoundError(f"{self.path!r} has no generator.keras yet: train it first.")
         return keras.models.load_model(self.generator_path, compile=False)
@@ -71,7 +71,11 @@ class RunFolder:
             return json.load(f)
 
     def write_state(self, completed_epochs, total_epochs):
-        state = {"completed_epochs": completed_epochs, "total_epochs": total_epochs, "finished": completed_epochs == total_epochs}
+        state = {
+            "completed_epochs": completed_epochs,
+            "total_epochs": total_epochs,
+            "finished": completed_epochs == total_epochs,
+        }
         atomic_write_text(self.state_path, json.dumps(state, indent=2))
 
     def write_metrics(self, results):

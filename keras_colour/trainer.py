@@ -12,7 +12,12 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from keras_colour import colour
+from keras_colour import colour, heads, losses, protocols
+from keras_colour.batch import BatchLayout
+from keras_colour.choices import DISTRIBUTE, check_choice
+from keras_colour.models import build_discriminator, build_generator, discriminator_options, generator_options
+from keras_colour.models.fast import fast_twin
+from keras_colour.models.perceptual import FeatureReconstruction
 
 
 class ColourGAN(keras.Model):
@@ -39,11 +44,18 @@ class ColourGAN(keras.Model):
         `weights` maps `colour`, `adversarial` and `feature` to their weights (100, 1, 1e-5).
         """
         super().compile(**kwargs)
-        if (self.discriminator is None) != (adversarial_loss is None) or (self.discriminator is None) != (d_optimizer is None):
-            raise ValueError("A discriminator needs both `adversarial_loss` and `d_optimizer`, and neither goes without one.")
+        if (self.discriminator is None) != (adversarial_loss is None) or (self.discriminator is None) != (
+            d_optimizer is None
+        ):
+            raise ValueError(
+                "A discriminator needs both `adversarial_loss` and `d_optimizer`, and neither goes without one."
+            )
         self.g_optimizer, self.d_optimizer, self.layout, self.head = g_optimizer, d_optimizer, layout, head
         self.colour_loss, self.adversarial_loss, self.feature_loss = colour_loss, adversarial_loss, feature_loss
-        self.protocol, self.term_weights = protocol, {"colour": 100.0, "adversarial": 1.0, "feature": 1e-5, **(weights or {})}
+        self.protocol, self.term_weights = (
+            protocol,
+            {"colour": 100.0, "adversarial": 1.0, "feature": 1e-5, **(weights or {})},
+        )
         protocol.bind(self)
         names = ["g_loss", "g_colour"] + ["g_adversarial"] * bool(adversarial_loss) + list(head.extra_terms)
         names += ["g_feature", "g_feature_ratio"] * bool(feature_loss)
@@ -103,7 +115,11 @@ class ColourGAN(keras.Model):
         batch = self.layout.unpack(data)
         outputs, fake_ab = self.generate(batch, training=False)
         fake_judgement = self.judge(batch, fake_ab, training=False)
-        d_terms = [] if fake_judgement is None else self.adversarial_loss.discriminator(self.judge(batch, batch.ab, False), fake_judgement)
+        d_terms = (
+            []
+            if fake_judgement is None
+            else self.adversarial_loss.discriminator(self.judge(batch, batch.ab, False), fake_judgement)
+        )
         return self.record(self.generator_terms(batch, outputs, fake_ab, fake_judgement), d_terms)
 
     def predict_step(self, data):
@@ -130,8 +146,6 @@ STRATEGIES = {
 
 def get_strategy(kind):
     """`none` (default strategy), `mirrored` (all local devices) or `multi_worker` (TF_CONFIG)."""
-    from keras_colour.choices import DISTRIBUTE, check_choice
-
     check_choice("distribute", kind, DISTRIBUTE)
     return STRATEGIES[kind]()
 
@@ -155,19 +169,17 @@ def build_trainer(config, strategy=None, layout=None):
         strategy: a `tf.distribute.Strategy`; from `config.train.distribute` when None.
         layout: the `BatchLayout` of the batches `fit` will get; from the config's data section when None.
     """
-    from keras_colour import heads, losses, protocols
-    from keras_colour.batch import BatchLayout
-    from keras_colour.models import build_discriminator, build_generator, discriminator_options, generator_options
-    from keras_colour.models.fast import fast_twin
-    from keras_colour.models.perceptual import FeatureReconstruction
-
     strategy = strategy or get_strategy(config.train.distribute)
     m, train, loss = config.model, config.train, config.loss
     size = config.data.image_size
     layout = layout or BatchLayout(rgb=config.data.lab_on_device, mask=m.segmentation != "none")
     with strategy.scope(), dtype_policy(train.mixed_precision):
         generator = build_generator(m.generator, size, **generator_options(m))
-        discriminator = build_discriminator(m.discriminator, size, **discriminator_options(m)) if m.discriminator != "none" else None
+        discriminator = (
+            build_discriminator(m.discriminator, size, **discriminator_options(m))
+            if m.discriminator != "none"
+            else None
+        )
         feature = None
         if loss.feature is not None:
             f = loss.feature
@@ -185,7 +197,11 @@ def build_trainer(config, strategy=None, layout=None):
             adversarial_loss=losses.adversarial_loss(loss.adversarial) if discriminator is not None else None,
             feature_loss=feature,
             protocol=protocols.build_protocol(train.protocol),
-            weights={"colour": loss.colour_weight, "adversarial": loss.adversarial_weight, "feature": loss.feature.weight if loss.feature else 0.0},
+            weights={
+                "colour": loss.colour_weight,
+                "adversarial": loss.adversarial_weight,
+                "feature": loss.feature.weight if loss.feature else 0.0,
+            },
             jit_compile=train.jit_compile,
         )
         # Optimiser slots exist before any restore, so a checkpoint restores them exactly.

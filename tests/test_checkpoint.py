@@ -24,7 +24,9 @@ def test_interrupted_save_leaves_previous_checkpoint_as_latest(tmp_path):
     (tmp_path / "ckpt-2.index").write_bytes(b"\x00partial")
     (tmp_path / "ckpt-2.data-00000-of-00001").write_bytes(b"\x00" * 10)
     fresh = _trainer()
-    assert not all(np.array_equal(a, b) for a, b in zip(saved, fresh.generator.get_weights()))  # what restore must change
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(saved, fresh.generator.get_weights())
+    )  # what restore must change
     restored = TrainingCheckpoint(fresh, str(tmp_path))
     assert restored.latest.endswith("ckpt-1")
     assert restored.restore() == 1
@@ -36,7 +38,10 @@ def test_optimiser_slots_round_trip(tmp_path):
 
     trainer = _trainer()
     rng = np.random.default_rng(0)
-    batch = (tf.constant(rng.uniform(-1, 1, (2, 32, 32, 1)), tf.float32), tf.constant(rng.uniform(-1, 1, (2, 32, 32, 2)), tf.float32))
+    batch = (
+        tf.constant(rng.uniform(-1, 1, (2, 32, 32, 1)), tf.float32),
+        tf.constant(rng.uniform(-1, 1, (2, 32, 32, 2)), tf.float32),
+    )
     trainer.fit(tf.data.Dataset.from_tensors(batch).repeat(3), epochs=1, verbose=0)
     TrainingCheckpoint(trainer, str(tmp_path)).save(1)
     fresh = _trainer()

@@ -72,7 +72,9 @@ def test_scientific_notation_without_dot_is_a_float(tmp_path):
 
 
 def test_resolved_config_round_trips(tmp_path):
-    config = config_from_dict({"model": {"generator": "pix2pix", "discriminator": "patchgan"}, "loss": {"adversarial": "bce"}})
+    config = config_from_dict(
+        {"model": {"generator": "pix2pix", "discriminator": "patchgan"}, "loss": {"adversarial": "bce"}}
+    )
     out = tmp_path / "config.yaml"
     save_config(config, str(out))
     again = load_config(str(out))
@@ -85,3 +87,54 @@ def test_not_a_mapping_and_missing_file(tmp_path):
         load_config(_write(tmp_path, "- a\n- b\n"))
     with pytest.raises(ConfigError, match="not found"):
         load_config(os.path.join(tmp_path, "missing.yaml"))
+
+
+def test_a_config_built_in_code_is_validated_too():
+    from keras_colour.config import ModelConfig, TrainConfig
+
+    with pytest.raises(ConfigError, match=r"`model\.norm`: unknown value 'layer'"):
+        ModelConfig(norm="layer")
+    with pytest.raises(ConfigError, match=r"`train\.epochs`: must be an integer\. Received: '3'"):
+        TrainConfig(epochs="3")
+    with pytest.raises(ConfigError, match=r"`loss\.adversarial`"):
+        Config(model=ModelConfig(discriminator="patchgan"))
+    assert TrainConfig(g_learning_rate=1).g_learning_rate == 1.0  # an int where a float is due is widened
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("train:\n  g_learning_rate: .inf\n", "train.g_learning_rate"),
+        ("loss:\n  colour_weight: .nan\n", "loss.colour_weight"),
+        ("train:\n  epochs: 3\n  epochs: 4\n", "epochs"),
+    ],
+    ids=["inf", "nan", "duplicate"],
+)
+def test_non_finite_numbers_and_duplicate_keys_are_rejected(tmp_path, text, key):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as e:
+        load_config(path)
+    assert path in str(e.value)
+
+
+def test_check_lists_every_broken_config_and_exits_1(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    good = os.path.join(ROOT, "experiments", "quickstart.yaml")
+    bad_key = _write(tmp_path, "model:\n  filterz: 3\n", "bad_key.yaml")
+    bad_value = _write(tmp_path, "train:\n  epochs: 0\n", "bad_value.yaml")
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_colour.cli", "check", bad_key, good, bad_value],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 1
+    assert "bad_key.yaml: `model.filterz`: unknown key" in result.stderr
+    assert "bad_value.yaml: `train.epochs`: must be > 0" in result.stderr
+    assert "2 of 3 config(s) have errors" in result.stderr
+    assert "quickstart.yaml: ok" in result.stdout and "protocol=simultaneous" in result.stdout
+    assert "Traceback" not in result.stderr and "tensorflow" not in result.stderr.lower()

@@ -8,7 +8,14 @@ from PIL import Image
 
 from keras_colour import colour
 from keras_colour.data import (
-    SkipLog, build_datasets, build_demo_dataset, list_images, make_dataset, read_image_list, split_per_class, voc_split,
+    SkipLog,
+    build_datasets,
+    build_demo_dataset,
+    list_images,
+    make_dataset,
+    read_image_list,
+    split_per_class,
+    voc_split,
 )  # fmt: skip
 from keras_colour.data.images import decode_to_rgb8
 
@@ -107,7 +114,13 @@ def test_nearest_resize_option_keeps_original_values(tmp_path):
     img[:, :2] = [255, 0, 0]
     img[:, 2:] = [0, 0, 255]
     Image.fromarray(img).save(tmp_path / "x.png")
-    rgb = next(iter(make_dataset([str(tmp_path / "x.png")], image_size=8, batch_size=1, resize_method="nearest", lab_on_device=True)))
+    rgb = next(
+        iter(
+            make_dataset(
+                [str(tmp_path / "x.png")], image_size=8, batch_size=1, resize_method="nearest", lab_on_device=True
+            )
+        )
+    )
     values = {tuple(v) for v in np.round(rgb.numpy().reshape(-1, 3) * 255).astype(int)}
     assert values == {(255, 0, 0), (0, 0, 255)}
     smooth = next(iter(make_dataset([str(tmp_path / "x.png")], image_size=8, batch_size=1, lab_on_device=True)))

@@ -13,21 +13,34 @@ import pytest
 import skimage.color
 from PIL import Image
 
+from helpers import ROOT, tiny_overrides
 from keras_colour.config import load_config
 from keras_colour.models import build_discriminator, build_generator, discriminator_options, generator_options
 
-from helpers import ROOT, tiny_overrides
-
 EXPERIMENTS = sorted(glob.glob(os.path.join(ROOT, "experiments", "*.yaml")))
+
+GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
 
 
 def test_every_thesis_experiment_has_a_yaml():
     names = {os.path.basename(p)[:-5] for p in EXPERIMENTS}
     expected = {
-        "unet_l1", "pix2pix", "gorriz", "vgg_block3", "resnet50", "unet_feature", "fpn_feature", "seg_shared_decoder",
-        "seg_shared_decoder_gan", "seg_separate_decoders", "quickstart",
-    } | {f"gorriz_exp{i}_{v}" for i, v in enumerate(["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"], 1)}  # fmt: skip
+        "unet_l1",
+        "pix2pix",
+        "gorriz",
+        "vgg_block3",
+        "resnet50",
+        "unet_feature",
+        "fpn_feature",
+        "seg_shared_decoder",
+        "seg_shared_decoder_gan",
+        "seg_separate_decoders",
+        "quickstart",
+    } | {f"gorriz_exp{i}_{v}" for i, v in enumerate(GORRIZ_VARIANTS, 1)}
     assert expected <= names
+
+
+GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: os.path.basename(p))
@@ -40,7 +53,9 @@ def test_yaml_loads_validates_and_builds_small(path, tmp_path, monkeypatch):
         model = keras.Model(inp, keras.layers.Conv2D(4, 3, padding="same", name=layer)(inp))
         model.save(tmp_path / f"{var}.keras")
         monkeypatch.setenv(var, str(tmp_path / f"{var}.keras"))
-    config = load_config(path, ["data.image_size=64", "model.base_filters=4", "model.max_filters=16", "model.num_downsamples=5"])
+    config = load_config(
+        path, ["data.image_size=64", "model.base_filters=4", "model.max_filters=16", "model.num_downsamples=5"]
+    )
     assert config.name == os.path.basename(path)[:-5]
     g = build_generator(config.model.generator, 64, **generator_options(config.model))
     assert g.input_shape == (None, 64, 64, 1)
@@ -56,20 +71,44 @@ def test_yaml_loads_validates_and_builds_small(path, tmp_path, monkeypatch):
     assert unscaled.data.image_size == 256 or unscaled.data.kind == "demo"
 
 
+GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
+
+
 def _run(args, **kw):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=900, **kw)
 
 
+GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
+
+
 @pytest.mark.slow
 def test_run_py_end_to_end_then_evaluate_two_runs(tmp_path, demo_cache):
     runs = []
-    for name, extra in (("unet", {"model.generator": "unet", "model.discriminator": "none", "loss.adversarial": "none"}), ("gorriz", {})):
+    for name, extra in (
+        ("unet", {"model.generator": "unet", "model.discriminator": "none", "loss.adversarial": "none"}),
+        ("gorriz", {}),
+    ):
         out = tmp_path / name
         sets = tiny_overrides(output_dir=str(out), name=name, **{"train.epochs": 2}, **extra)
-        result = _run([os.path.join("experiments", "run.py"), os.path.join("experiments", "quickstart.yaml"), *sum((["--set", s] for s in sets), [])])
+        result = _run(
+            [
+                os.path.join("experiments", "run.py"),
+                os.path.join("experiments", "quickstart.yaml"),
+                *sum((["--set", s] for s in sets), []),
+            ]
+        )
         assert result.returncode == 0, result.stderr[-3000:]
-        for item in ("config.yaml", "generator.keras", "history.csv", "loss_curves.png", "metrics.json", "histograms.npz", "histograms.png", "state.json"):
+        for item in (
+            "config.yaml",
+            "generator.keras",
+            "history.csv",
+            "loss_curves.png",
+            "metrics.json",
+            "histograms.npz",
+            "histograms.png",
+            "state.json",
+        ):
             assert (out / item).exists(), item
         assert sorted(os.listdir(out / "samples")) == ["epoch_001.png", "epoch_002.png"]
         assert os.listdir(out / "logs") and glob.glob(str(out / "checkpoints" / "ckpt-2*"))
@@ -96,6 +135,9 @@ def test_run_py_end_to_end_then_evaluate_two_runs(tmp_path, demo_cache):
     assert (report / "histograms.png").stat().st_size > 10_000
 
 
+GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
+
+
 @pytest.fixture(scope="module")
 def generator_file(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("model") / "generator.keras")
@@ -104,8 +146,14 @@ def generator_file(tmp_path_factory):
     return path
 
 
+GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
+
+
 def _lightness(rgb8):
     return skimage.color.rgb2lab(rgb8)[..., 0]
+
+
+GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
 
 
 def test_colourise_full_resolution_keeps_lightness(tmp_path, generator_file, photos):
@@ -118,7 +166,9 @@ def test_colourise_full_resolution_keeps_lightness(tmp_path, generator_file, pho
     gray = photos[1][..., 0]
     Image.fromarray(gray).save(src / "gray.png")
     model = keras.models.load_model(generator_file)
-    written, skipped = colourise_paths(model, [str(src / "photo.jpg"), str(src / "gray.png")], str(tmp_path / "out"), progress=False)
+    written, skipped = colourise_paths(
+        model, [str(src / "photo.jpg"), str(src / "gray.png")], str(tmp_path / "out"), progress=False
+    )
     assert not skipped and len(written) == 2
     out = np.asarray(Image.open(tmp_path / "out" / "photo.png").convert("RGB"))
     assert out.shape == (750, 1000, 3)
@@ -132,17 +182,25 @@ def test_colourise_full_resolution_keeps_lightness(tmp_path, generator_file, pho
     assert np.max(np.abs(_lightness(coloured) - gray_l)) <= 0.5
 
 
+GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
+
+
 def test_colourise_cli_on_folder_with_broken_file(tmp_path, generator_file, photos):
     src = tmp_path / "archive"
     (src / "reel1").mkdir(parents=True)
     Image.fromarray(photos[2]).save(src / "reel1" / "frame1.png")
     Image.fromarray(photos[0]).save(src / "frame0.jpg")
     (src / "reel1" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    result = _run(["-m", "keras_colour.cli", "colourise", "--model", generator_file, str(src), "--output", str(tmp_path / "out")])
+    result = _run(
+        ["-m", "keras_colour.cli", "colourise", "--model", generator_file, str(src), "--output", str(tmp_path / "out")]
+    )
     assert result.returncode == 1  # the skipped file makes the exit code non-zero
     assert "broken.jpg" in result.stderr and "skipped 1" in result.stdout
     assert (tmp_path / "out" / "frame0.png").exists() and (tmp_path / "out" / "reel1" / "frame1.png").exists()
     assert os.path.exists(src / "frame0.jpg")  # inputs untouched
+
+
+GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
 
 
 def test_colourise_refuses_to_overwrite_input(tmp_path, generator_file, photos):
@@ -151,5 +209,7 @@ def test_colourise_refuses_to_overwrite_input(tmp_path, generator_file, photos):
     Image.fromarray(photos[0]).save(tmp_path / "a.png")
     before = (tmp_path / "a.png").read_bytes()
     with pytest.raises(ValueError, match="overwrite"):
-        colourise_paths(keras.models.load_model(generator_file), [str(tmp_path / "a.png")], str(tmp_path), progress=False)
+        colourise_paths(
+            keras.models.load_model(generator_file), [str(tmp_path / "a.png")], str(tmp_path), progress=False
+        )
     assert (tmp_path / "a.png").read_bytes() == before

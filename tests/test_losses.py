@@ -18,7 +18,10 @@ def test_colour_losses():
 
 
 def test_lsgan_and_bce():
-    real, fake = [tf.ones([2, 4, 4, 1]), tf.fill([2, 2, 2, 1], 0.5)], [tf.zeros([2, 4, 4, 1]), tf.fill([2, 2, 2, 1], 0.5)]
+    real, fake = (
+        [tf.ones([2, 4, 4, 1]), tf.fill([2, 2, 2, 1], 0.5)],
+        [tf.zeros([2, 4, 4, 1]), tf.fill([2, 2, 2, 1], 0.5)],
+    )
     lsgan, bce = losses.adversarial_loss("lsgan"), losses.adversarial_loss("bce")
     d = lsgan.discriminator(real, fake)
     assert [float(x) for x in d] == pytest.approx([0.0, 0.5 * (0.25 + 0.25)])
@@ -85,7 +88,9 @@ def test_heads_turn_outputs_into_ab():
     ab_true, pred, mask = _hand_made()
     plain = tf.fill([1, 2, 2, 2], 0.3)
     assert np.allclose(heads.PlainHead().ab(plain).numpy(), 0.3)
-    assert np.allclose(heads.SeparateDecodersHead().ab({"ab": plain, "segmentation": tf.zeros([1, 2, 2, 4])}).numpy(), 0.3)
+    assert np.allclose(
+        heads.SeparateDecodersHead().ab({"ab": plain, "segmentation": tf.zeros([1, 2, 2, 4])}).numpy(), 0.3
+    )
     shared = heads.SharedDecoderHead()
     np.testing.assert_array_equal(shared.ab(pred, mask).numpy(), losses.select_class_ab(pred, mask).numpy())
     with pytest.raises(ValueError, match="class mask is needed"):

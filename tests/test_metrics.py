@@ -17,7 +17,9 @@ def pair(photos):
 
 def test_psnr_matches_skimage(pair):
     real, fake = pair
-    assert metrics.psnr_rgb(real, fake) == pytest.approx(skimage.metrics.peak_signal_noise_ratio(real, fake, data_range=255), abs=1e-6)
+    assert metrics.psnr_rgb(real, fake) == pytest.approx(
+        skimage.metrics.peak_signal_noise_ratio(real, fake, data_range=255), abs=1e-6
+    )
     both = metrics.psnr_rgb(np.stack([real, real]), np.stack([fake, real // 2]))
     ref = np.mean([skimage.metrics.peak_signal_noise_ratio(real, f, data_range=255) for f in (fake, real // 2)])
     assert both == pytest.approx(ref, abs=1e-6)
@@ -44,7 +46,9 @@ def test_js_and_kl_match_scipy(rng):
     q = rng.integers(0, 1000, 220)
     q[:30] = 0  # empty bins: the epsilon keeps KL finite
     pe, qe = (p + metrics.EPSILON) / (p + metrics.EPSILON).sum(), (q + metrics.EPSILON) / (q + metrics.EPSILON).sum()
-    assert metrics.js_divergence(p, q) == pytest.approx(scipy.spatial.distance.jensenshannon(pe, qe, base=2) ** 2, abs=1e-6)
+    assert metrics.js_divergence(p, q) == pytest.approx(
+        scipy.spatial.distance.jensenshannon(pe, qe, base=2) ** 2, abs=1e-6
+    )
     assert metrics.kl_divergence(p, q) == pytest.approx(scipy.stats.entropy(pe, qe), abs=1e-6)
     assert metrics.js_divergence(p, p) == pytest.approx(0.0, abs=1e-12)
     disjoint = np.zeros(220)

@@ -16,13 +16,16 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory, demo_cache):
-    """A copy of notebooks/ beside runs/quickstart (a tiny quick-start run), as in a checkout after the README's command."""
+    """A copy of notebooks/ beside runs/quickstart (a tiny quick-start run): a checkout after the README's command."""
     from keras_colour.config import load_config
     from keras_colour.experiment import train
 
     root = tmp_path_factory.mktemp("checkout")
     shutil.copytree(os.path.join(ROOT, "notebooks"), root / "notebooks")
-    config = load_config(os.path.join(ROOT, "experiments", "quickstart.yaml"), tiny_overrides(output_dir=str(root / "runs" / "quickstart")))
+    config = load_config(
+        os.path.join(ROOT, "experiments", "quickstart.yaml"),
+        tiny_overrides(output_dir=str(root / "runs" / "quickstart")),
+    )
     train(config)
     return root
 
@@ -43,7 +46,9 @@ def test_notebook_runs_with_jupyters_working_directory_and_defaults(name, checko
     folder = checkout / "notebooks"
     book = nbformat.read(folder / name, as_version=4)
     NotebookClient(book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
-    errors = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
     assert not errors
     figures_dir = checkout / "runs" / "notebook_figures"
     assert glob.glob(str(figures_dir / "*.png")), "the notebook saved no figure where its defaults say"

@@ -10,15 +10,16 @@ import pytest
 import tensorflow as tf
 
 import keras_colour
+from helpers import ROOT, python_subprocess, tiny_overrides
 from keras_colour.config import config_from_dict
 from keras_colour.models.perceptual import FeatureReconstruction, FeatureWeightsError
-
-from helpers import ROOT, python_subprocess, tiny_overrides
 
 FAMILIES = {
     "unet": dict(generator="unet", discriminator="none", adversarial="none"),
     "pix2pix": dict(generator="pix2pix", discriminator="patchgan", adversarial="bce"),
-    "gorriz3": dict(generator="gorriz", discriminator="multiscale", adversarial="lsgan", d_scales=3, norm="ibn", spectral_norm=True),
+    "gorriz3": dict(
+        generator="gorriz", discriminator="multiscale", adversarial="lsgan", d_scales=3, norm="ibn", spectral_norm=True
+    ),
     "gorriz_vgg16": dict(generator="gorriz", discriminator="multiscale", adversarial="lsgan", feature=True),
 }
 
@@ -51,7 +52,9 @@ def fixed_batch(size=32, n=4, seed=0):
     from keras_colour import colour
 
     photo = tf.image.convert_image_dtype(skimage.data.coffee(), tf.float32)
-    crops = tf.stack([tf.image.resize(photo[i * 60 : i * 60 + 200, i * 80 : i * 80 + 200], [size, size]) for i in range(n)])
+    crops = tf.stack(
+        [tf.image.resize(photo[i * 60 : i * 60 + 200, i * 80 : i * 80 + 200], [size, size]) for i in range(n)]
+    )
     return colour.rgb_to_lab_normalized(crops)
 
 
@@ -118,7 +121,9 @@ def test_each_update_touches_only_its_own_network(frozen):
 
 
 def test_feature_loss_zero_for_identical_positive_otherwise_and_reaches_generator(caplog):
-    feature = FeatureReconstruction("vgg16", ["block3_conv3"], weights="random", allow_random_weights=True, image_size=32)
+    feature = FeatureReconstruction(
+        "vgg16", ["block3_conv3"], weights="random", allow_random_weights=True, image_size=32
+    )
     assert "RANDOM WEIGHTS" in caplog.text
     rng = np.random.default_rng(0)
     x = tf.constant(rng.random((2, 32, 32, 3)), tf.float32)
@@ -147,7 +152,9 @@ def test_imagenet_weights_fail_fast_without_network_or_file(tmp_path, monkeypatc
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
 
     def offline(*args, **kwargs):
-        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -2] Name or service not known")
+        raise Exception(
+            "URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -2] Name or service not known"
+        )
 
     monkeypatch.setattr(keras.utils, "get_file", offline)
     monkeypatch.setattr("keras.src.applications.vgg16.file_utils.get_file", offline)
@@ -168,21 +175,27 @@ def test_weights_file_is_loaded(tmp_path):
     path = str(tmp_path / "vgg16.weights.h5")
     net.save_weights(path)
     feature = FeatureReconstruction("vgg16", weights=path, image_size=32)
-    assert np.array_equal(feature.model.get_layer("block1_conv1").get_weights()[0], net.get_layer("block1_conv1").get_weights()[0])
+    assert np.array_equal(
+        feature.model.get_layer("block1_conv1").get_weights()[0], net.get_layer("block1_conv1").get_weights()[0]
+    )
 
 
 def test_segmentation_network_from_model_file(tmp_path):
     inp = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", name="decoder_stage2b_relu")(inp)
     keras.Model(inp, keras.layers.Conv2D(21, 1)(x)).save(tmp_path / "unet.keras")
-    feature = FeatureReconstruction("unet", ["decoder_stage2b_relu"], weights=str(tmp_path / "unet.keras"), image_size=32)
+    feature = FeatureReconstruction(
+        "unet", ["decoder_stage2b_relu"], weights=str(tmp_path / "unet.keras"), image_size=32
+    )
     x = tf.random.uniform([1, 32, 32, 3])
     assert float(feature(x, x)[0]) == 0.0
     with pytest.raises(FeatureWeightsError, match="segmentation model"):
         FeatureReconstruction("fpn", weights="imagenet", image_size=32)
 
 
-@pytest.mark.parametrize("seg, extra", [("shared_decoder", {"loss.present_classes_only": True}), ("separate_decoders", {})])
+@pytest.mark.parametrize(
+    "seg, extra", [("shared_decoder", {"loss.present_classes_only": True}), ("separate_decoders", {})]
+)
 def test_segmentation_heads_train(seg, extra):
     size = 32
     lightness, ab = fixed_batch(size)
@@ -207,7 +220,8 @@ def test_segmentation_pretraining_schedule_gates_colour_terms_then_trains_both()
     mask = tf.cast(tf.random.stateless_uniform([4, size, size], [1, 2], 0, 3, tf.int32), tf.int32)
     overrides = {
         "data.kind": "voc", "data.train": "/unused", "data.image_size": size, "model.segmentation": "separate_decoders",
-        "model.n_classes": 3, "model.base_filters": 8, "model.num_downsamples": 4, "train.segmentation_pretrain_epochs": 2,
+        "model.n_classes": 3, "model.base_filters": 8, "model.num_downsamples": 4,
+        "train.segmentation_pretrain_epochs": 2,
     }  # fmt: skip
     trainer = keras_colour.build_trainer(config_from_dict({}, overrides=[f"{k}={v}" for k, v in overrides.items()]))
     colour_head = [v for v in trainer.generator.trainable_variables if "gorriz_ab" in v.path]
@@ -216,13 +230,18 @@ def test_segmentation_pretraining_schedule_gates_colour_terms_then_trains_both()
     h = trainer.fit(data, epochs=2, steps_per_epoch=2, verbose=0, callbacks=[SegmentationSchedule(2)]).history
     assert h["g_colour"] == [0.0, 0.0] and all(v > 0 for v in h["g_segmentation"])
     assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, colour_head))  # the colour decoder did not move
-    h = trainer.fit(data, epochs=3, initial_epoch=2, steps_per_epoch=2, verbose=0, callbacks=[SegmentationSchedule(2)]).history
+    h = trainer.fit(
+        data, epochs=3, initial_epoch=2, steps_per_epoch=2, verbose=0, callbacks=[SegmentationSchedule(2)]
+    ).history
     assert h["g_colour"][0] > 0
     assert not all(np.array_equal(b, v.numpy()) for b, v in zip(before, colour_head))
 
 
 def test_mixed_precision_and_xla_train():
-    for extra in ({"train.mixed_precision": "mixed_float16"}, {"train.mixed_precision": "mixed_bfloat16", "train.jit_compile": True}):
+    for extra in (
+        {"train.mixed_precision": "mixed_float16"},
+        {"train.mixed_precision": "mixed_bfloat16", "train.jit_compile": True},
+    ):
         trainer = keras_colour.build_trainer(family_config("gorriz3", **extra))
         if extra["train.mixed_precision"] == "mixed_float16":
             assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
@@ -308,8 +327,16 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, demo_cache):
     import json
 
     out = tmp_path / "run"
-    overrides = tiny_overrides(**{"output_dir": str(out), "train.epochs": 3, "train.steps_per_epoch": 60, "train.verbose": 0})
-    cmd = [sys.executable, os.path.join(ROOT, "experiments", "run.py"), os.path.join(ROOT, "experiments", "quickstart.yaml"), "--stage", "train"]
+    overrides = tiny_overrides(
+        **{"output_dir": str(out), "train.epochs": 3, "train.steps_per_epoch": 60, "train.verbose": 0}
+    )
+    cmd = [
+        sys.executable,
+        os.path.join(ROOT, "experiments", "run.py"),
+        os.path.join(ROOT, "experiments", "quickstart.yaml"),
+        "--stage",
+        "train",
+    ]
     for o in overrides:
         cmd += ["--set", o]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_COLOUR_CACHE=demo_cache)

@@ -8,6 +8,7 @@ environment. The schema itself (and its validation) lives in `keras_colour.confi
 import dataclasses
 import os
 import re
+import types
 import typing
 
 import yaml
@@ -32,7 +33,7 @@ def _expand_env(value, key):
 
 def _from_yaml(value, hint, key):
     """Turns a value as YAML reads it into what the schema field expects (no validation beyond that)."""
-    if typing.get_origin(hint) is typing.Union:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
         if value is None:
             return None
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
@@ -113,7 +114,9 @@ def _mapping(loader, node, deep=False):
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise ConfigError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1}): give each key once", str(key))
+            raise ConfigError(
+                f"duplicate key {key!r} (line {key_node.start_mark.line + 1}): give each key once", str(key)
+            )
         seen.add(key)
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 

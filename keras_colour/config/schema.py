@@ -9,8 +9,9 @@ This module imports no TensorFlow.
 import dataclasses
 import math
 import os
+import types
 import typing
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from keras_colour import choices
 
@@ -47,7 +48,7 @@ def _type_error(key, hint, value):
 
 def check_type(value, hint, key):
     """Checks `value` against a schema type hint; returns it (ints widened to float where a float is due)."""
-    if typing.get_origin(hint) is typing.Union:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
         if value is None:
             return None
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
@@ -117,10 +118,10 @@ class DataConfig(Section):
     prefix: ClassVar[str] = "data"
 
     kind: str = choice("demo", choices.DATA_KINDS)
-    train: Optional[str] = None
-    test: Optional[str] = None
+    train: str | None = None
+    test: str | None = None
     test_per_class: int = 10
-    max_train_images: Optional[int] = None
+    max_train_images: int | None = None
     image_size: int = 256
     resize_method: str = choice("bilinear", choices.RESIZE_METHODS)
     antialias: bool = True
@@ -132,10 +133,12 @@ class DataConfig(Section):
     voc_train_split: str = "train"
     voc_test_split: str = "val"
     demo_train_crops: int = 320
-    demo_cache_dir: Optional[str] = None
+    demo_cache_dir: str | None = None
 
     def check(self):
-        self.positive("image_size", "batch_size", "test_per_class", "shuffle_buffer", "demo_train_crops", "max_train_images")
+        self.positive(
+            "image_size", "batch_size", "test_per_class", "shuffle_buffer", "demo_train_crops", "max_train_images"
+        )
         if self.kind in ("folder", "list", "voc") and not self.train:
             self.fail("train", f"is required when data.kind is {self.kind!r}")
 
@@ -152,7 +155,7 @@ class ModelConfig(Section):
     instance_norm: str = choice("channel", choices.INSTANCE_NORM_MODES)
     base_filters: int = 64
     max_filters: int = 512
-    num_downsamples: Optional[int] = None
+    num_downsamples: int | None = None
     dropout: float = 0.5
     discriminator: str = choice("none", ("none",) + choices.DISCRIMINATORS)
     d_scales: int = 1
@@ -196,7 +199,7 @@ class LossConfig(Section):
     smooth_l1_delta: float = 1.0
     adversarial: str = choice("none", ("none",) + choices.ADVERSARIAL_LOSSES)
     adversarial_weight: float = 1.0
-    feature: Optional[FeatureLossConfig] = None
+    feature: FeatureLossConfig | None = None
     segmentation_weight: float = 1.0
     present_classes_only: bool = False
 
@@ -217,7 +220,7 @@ class TrainConfig(Section):
     prefix: ClassVar[str] = "train"
 
     epochs: int = 200
-    steps_per_epoch: Optional[int] = None
+    steps_per_epoch: int | None = None
     g_learning_rate: float = 2e-4
     d_learning_rate: float = 2e-4
     beta_1: float = 0.5
@@ -230,7 +233,7 @@ class TrainConfig(Section):
     fast_upsampling: bool = True
     deterministic: bool = False
     sample_images: int = 4
-    eval_max_images: Optional[int] = None
+    eval_max_images: int | None = None
     verbose: int = 1
 
     def check(self):
@@ -253,18 +256,23 @@ class Config(Section):
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     # The file this config came from; not part of the schema.
-    source: Optional[str] = dataclasses.field(default=None, repr=False, compare=False)
+    source: str | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def check(self):
         model, loss = self.model, self.loss
         if model.discriminator != "none" and loss.adversarial == "none":
-            raise ConfigError(f"is 'none' but model.discriminator is {model.discriminator!r}; choose 'lsgan' or 'bce'", "loss.adversarial")
+            raise ConfigError(
+                f"is 'none' but model.discriminator is {model.discriminator!r}; choose 'lsgan' or 'bce'",
+                "loss.adversarial",
+            )
         if model.discriminator == "none" and loss.adversarial != "none":
             raise ConfigError(f"is 'none' but loss.adversarial is {loss.adversarial!r}", "model.discriminator")
         if model.segmentation != "none" and self.data.kind != "voc":
             raise ConfigError(f"{model.segmentation!r} needs class masks: set data.kind to 'voc'", "model.segmentation")
         if self.train.segmentation_pretrain_epochs and model.segmentation != "separate_decoders":
-            raise ConfigError("only applies to model.segmentation 'separate_decoders'", "train.segmentation_pretrain_epochs")
+            raise ConfigError(
+                "only applies to model.segmentation 'separate_decoders'", "train.segmentation_pretrain_epochs"
+            )
 
     def check_paths(self):
         """Raises `ConfigError` if a data path the config names does not exist."""

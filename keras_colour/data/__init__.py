@@ -76,7 +76,14 @@ def build_datasets(config, global_batch_size=None, repeat_train=False):
         skip_log=skip_log,
     )
     train_ds = make_dataset(
-        train, training=True, flip=data.flip, shuffle_buffer=data.shuffle_buffer, cache=data.cache, mask_paths=train_masks, repeat=repeat_train, **common
+        train,
+        training=True,
+        flip=data.flip,
+        shuffle_buffer=data.shuffle_buffer,
+        cache=data.cache,
+        mask_paths=train_masks,
+        repeat=repeat_train,
+        **common,
     )
     test_ds = make_dataset(test, training=False, mask_paths=test_masks, **common) if test else None
     steps = max(1, len(train) // batch)

@@ -13,12 +13,22 @@ import shutil
 import tempfile
 
 import numpy as np
+import skimage.data
 from PIL import Image
 
 logger = logging.getLogger(__name__)
 
 # Colour photographs bundled inside scikit-image's package data (no download).
-DEMO_PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "motorcycle_left.png")
+DEMO_PHOTOS = (
+    "astronaut.png",
+    "coffee.png",
+    "chelsea.png",
+    "rocket.jpg",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "retina.jpg",
+    "motorcycle_left.png",
+)
 CROP_SIZE = 128
 TEST_FRACTION = 0.25
 TEST_CROPS_PER_PHOTO = 4
@@ -26,8 +36,6 @@ VERSION = 1
 
 
 def _skimage_data_dir():
-    import skimage.data
-
     return os.path.dirname(skimage.data.__file__)
 
 
@@ -74,7 +82,10 @@ def build_demo_dataset(root=None, train_crops=320, seed=42):
         w = image.shape[1]
         cut = int(w * (1 - TEST_FRACTION))
         label = os.path.splitext(name)[0]
-        for split, part, count in (("train", image[:, :cut], min(per_photo, train_crops - written)), ("test", image[:, cut:], TEST_CROPS_PER_PHOTO)):
+        for split, part, count in (
+            ("train", image[:, :cut], min(per_photo, train_crops - written)),
+            ("test", image[:, cut:], TEST_CROPS_PER_PHOTO),
+        ):
             folder = os.path.join(tmp, split, label)
             os.makedirs(folder, exist_ok=True)
             for i, crop in enumerate(_random_crops(part, count, rng, CROP_SIZE)):

@@ -2,8 +2,8 @@
 
 import inspect
 
-from keras_colour.models import discriminators, generators, perceptual  # noqa: F401  (registers builders)
 from keras_colour import choices
+from keras_colour.models import discriminators, generators, perceptual  # noqa: F401  (registers builders)
 from keras_colour.models.registry import BACKBONES, DISCRIMINATORS, GENERATORS, lookup
 
 choices.check_registry("GENERATORS", GENERATORS, choices.GENERATORS)
@@ -65,4 +65,12 @@ def discriminator_options(model_config):
     )
 
 
-__all__ = ["build_generator", "build_discriminator", "generator_options", "discriminator_options", "GENERATORS", "DISCRIMINATORS", "BACKBONES"]
+__all__ = [
+    "build_generator",
+    "build_discriminator",
+    "generator_options",
+    "discriminator_options",
+    "GENERATORS",
+    "DISCRIMINATORS",
+    "BACKBONES",
+]

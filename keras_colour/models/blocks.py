@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from keras_colour.choices import INSTANCE_NORM_MODES, NORMS, check_choice
+from keras_colour.choices import INSTANCE_NORM_MODES, check_choice
 
 
 def conv(

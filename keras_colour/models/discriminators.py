@@ -20,7 +20,9 @@ def _conditional_inputs(image_size):
 
 def _check_multiple(image_size, step, why):
     if not isinstance(image_size, int) or image_size < step or image_size % step:
-        raise ValueError(f"image_size={image_size!r} must be a multiple of {step} ({why}): {step}, {2 * step}, {4 * step}, ...")
+        raise ValueError(
+            f"image_size={image_size!r} must be a multiple of {step} ({why}): {step}, {2 * step}, {4 * step}, ..."
+        )
 
 
 def _d_norm_plan(norm, num_blocks):
@@ -31,7 +33,9 @@ def _d_norm_plan(norm, num_blocks):
 
 
 @register_discriminator("patchgan")
-def build_patchgan_discriminator(image_size=256, norm="bn", spectral_norm=False, instance_norm="channel", base_filters=64, scales=1):
+def build_patchgan_discriminator(
+    image_size=256, norm="bn", spectral_norm=False, instance_norm="channel", base_filters=64, scales=1
+):
     """The 70x70 PatchGAN of pix2pix : 30x30 logits at 256x256.
 
     Args:
@@ -42,7 +46,9 @@ def build_patchgan_discriminator(image_size=256, norm="bn", spectral_norm=False,
         scales: int. Must be 1 (PatchGAN is single-scale).
     """
     if scales != 1:
-        raise ValueError(f"`scales` must be 1 for patchgan; use kind 'multiscale' for several. Received: scales={scales!r}")
+        raise ValueError(
+            f"`scales` must be 1 for patchgan; use kind 'multiscale' for several. Received: scales={scales!r}"
+        )
     _check_multiple(image_size, 8, "patchgan halves it 3 times")
     opts = dict(
         spectral_norm=spectral_norm,
@@ -57,12 +63,20 @@ def build_patchgan_discriminator(image_size=256, norm="bn", spectral_norm=False,
     x = layers.ZeroPadding2D(name="patchgan_pad1")(x)
     x = blocks.down_block(x, base_filters * 8, "patchgan_down4", norm=norms[3], strides=1, padding="valid", **opts)
     x = layers.ZeroPadding2D(name="patchgan_pad2")(x)
-    x = blocks.conv(1, "patchgan_logits", padding="valid", spectral_norm=spectral_norm, kernel_initializer=opts["kernel_initializer"])(x)
+    x = blocks.conv(
+        1,
+        "patchgan_logits",
+        padding="valid",
+        spectral_norm=spectral_norm,
+        kernel_initializer=opts["kernel_initializer"],
+    )(x)
     return keras.Model(inputs, x, name="patchgan_discriminator")
 
 
 @register_discriminator("multiscale")
-def build_multiscale_discriminator(image_size=256, norm="bn", spectral_norm=False, instance_norm="channel", base_filters=64, scales=3):
+def build_multiscale_discriminator(
+    image_size=256, norm="bn", spectral_norm=False, instance_norm="channel", base_filters=64, scales=3
+):
     """Gorriz et al.'s multi-resolution discriminators .
 
     Scale `s` (0-based) sees the input average-pooled `s` times and has its own
@@ -91,6 +105,8 @@ def build_multiscale_discriminator(image_size=256, norm="bn", spectral_norm=Fals
         for p in range(s):
             y = layers.AveragePooling2D(2, padding="same", name=f"{name}_pool{p + 1}")(y)
         for i, (f, n) in enumerate(zip(filters, norms)):
-            y = blocks.down_block(y, f, f"{name}_down{i + 1}", norm=n, spectral_norm=spectral_norm, instance_norm=instance_norm)
+            y = blocks.down_block(
+                y, f, f"{name}_down{i + 1}", norm=n, spectral_norm=spectral_norm, instance_norm=instance_norm
+            )
         outputs.append(blocks.conv(1, f"{name}_logits", spectral_norm=spectral_norm)(y))
     return keras.Model(inputs, outputs, name="multiscale_discriminator")

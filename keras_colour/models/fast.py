@@ -73,7 +73,9 @@ def _producers(inbound_nodes):
 
     def walk(value):
         if isinstance(value, dict):
-            history = value.get("config", {}).get("keras_history") if value.get("class_name") == "__keras_tensor__" else None
+            history = (
+                value.get("config", {}).get("keras_history") if value.get("class_name") == "__keras_tensor__" else None
+            )
             if history:
                 names.append(history[0])
             else:

@@ -48,7 +48,9 @@ def encoder_decoder(
     blocks.check_size(image_size, num_downsamples)
     check_choice("segmentation", segmentation, SEGMENTATION_HEADS)
     if segmentation != "none" and (not isinstance(n_classes, int) or n_classes < 2):
-        raise ValueError(f"`n_classes` must be an integer >= 2 for a segmentation head. Received: n_classes={n_classes!r}")
+        raise ValueError(
+            f"`n_classes` must be an integer >= 2 for a segmentation head. Received: n_classes={n_classes!r}"
+        )
     conv_options = dict(conv_options or {})
     filters = blocks.filter_schedule(num_downsamples, base_filters, max_filters)
     down_norms, up_norms = _norm_plans(norm, num_downsamples)
@@ -148,7 +150,19 @@ def build_gorriz_generator(
 _PIX2PIX_CONV = dict(use_bias=False, kernel_initializer=keras.initializers.RandomNormal(**PIX2PIX_INIT))
 
 
-def _pix2pix_like(name, image_size, norm, spectral_norm, instance_norm, base_filters, max_filters, num_downsamples, dropout, segmentation, n_classes):
+def _pix2pix_like(
+    name,
+    image_size,
+    norm,
+    spectral_norm,
+    instance_norm,
+    base_filters,
+    max_filters,
+    num_downsamples,
+    dropout,
+    segmentation,
+    n_classes,
+):
     return encoder_decoder(
         name, image_size, _depth(num_downsamples, 8), base_filters, max_filters, norm, spectral_norm, instance_norm,
         segmentation, n_classes, transpose=True, dropout=dropout, dropout_blocks=3, conv_options=_PIX2PIX_CONV,

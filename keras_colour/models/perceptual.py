@@ -23,8 +23,6 @@ from keras_colour.models.registry import BACKBONES, lookup, register_backbone
 logger = logging.getLogger(__name__)
 
 
-
-
 def _keras_cache_dir():
     base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return os.path.join(base, "models")
@@ -52,7 +50,8 @@ def _application(constructor, weights_file, preprocess):
         if not os.path.isfile(weights):
             raise FeatureWeightsError(
                 f"Feature network weights file not found: {weights!r}. Give the path of `{weights_file}` "
-                f"(or a `.weights.h5` saved from {constructor.__name__}(include_top=False)), or use `weights: imagenet`."
+                f"(or a `.weights.h5` saved from {constructor.__name__}(include_top=False)), "
+                "or use `weights: imagenet`."
             )
         return constructor(include_top=False, weights=weights, input_shape=shape)
 
@@ -62,12 +61,16 @@ def _application(constructor, weights_file, preprocess):
 
 register_backbone("vgg16")(
     _application(
-        keras.applications.VGG16, "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", keras.applications.vgg16.preprocess_input
+        keras.applications.VGG16,
+        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        keras.applications.vgg16.preprocess_input,
     )
 )
 register_backbone("vgg19")(
     _application(
-        keras.applications.VGG19, "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", keras.applications.vgg19.preprocess_input
+        keras.applications.VGG19,
+        "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        keras.applications.vgg19.preprocess_input,
     )
 )
 register_backbone("resnet50")(
@@ -84,11 +87,14 @@ def _from_model_file(kind):
         if weights in ("imagenet", "none", "random") or not os.path.isfile(weights):
             raise FeatureWeightsError(
                 f"The {kind!r} feature network is a segmentation model loaded whole from a `.keras` file "
-                f"(the thesis used one pretrained on COCO). Set `loss.feature.weights` to its path. Received: weights={weights!r}"
+                f"(the thesis used one pretrained on COCO). Set `loss.feature.weights` to its path. "
+                f"Received: weights={weights!r}"
             )
         model = keras.models.load_model(weights, compile=False)
         if model.input_shape[-1] != 3:
-            raise ValueError(f"The {kind!r} model in {weights!r} must take RGB input; its input shape is {model.input_shape}.")
+            raise ValueError(
+                f"The {kind!r} model in {weights!r} must take RGB input; its input shape is {model.input_shape}."
+            )
         return model
 
     # segmentation_models-style encoders expect ImageNet mean/std ("torch") scaling.
@@ -111,7 +117,9 @@ class FeatureReconstruction:
         image_size: int. Input size. Defaults to 256.
     """
 
-    def __init__(self, backbone="vgg16", layers=("block3_conv3",), weights="imagenet", allow_random_weights=False, image_size=256):
+    def __init__(
+        self, backbone="vgg16", layers=("block3_conv3",), weights="imagenet", allow_random_weights=False, image_size=256
+    ):
         build = lookup(BACKBONES, backbone, "feature backbone")
         if allow_random_weights and weights in ("none", "random"):
             logger.warning(
@@ -141,6 +149,7 @@ class FeatureReconstruction:
         total = 0.0
         for real, fake in zip(self.features(rgb_true), self.features(rgb_pred)):
             size = tf.cast(tf.reduce_prod(tf.shape(real)[1:]), tf.float32)
-            total += tf.reduce_sum(tf.square(tf.cast(real, tf.float32) - tf.cast(fake, tf.float32)), axis=[1, 2, 3]) / size
+            total += (
+                tf.reduce_sum(tf.square(tf.cast(real, tf.float32) - tf.cast(fake, tf.float32)), axis=[1, 2, 3]) / size
+            )
         return total
-

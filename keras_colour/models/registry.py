@@ -6,12 +6,11 @@ Adding a network is one decorated function::
     def build_my_net(image_size=256, **options): ...
 """
 
+from keras_colour import choices
+
 GENERATORS = {}
 DISCRIMINATORS = {}
 BACKBONES = {}
-
-
-from keras_colour import choices
 
 # Which table of `keras_colour.choices` lists each registry's names.
 ACCEPTED = {"generator": choices.GENERATORS, "discriminator": choices.DISCRIMINATORS, "backbone": choices.BACKBONES}

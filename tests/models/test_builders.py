@@ -6,9 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_colour.models import build_discriminator, build_generator
-
 from helpers import python_subprocess
+from keras_colour.models import build_discriminator, build_generator
 
 
 def conv_params(k, cin, cout, bias=True):
@@ -42,14 +41,14 @@ def test_gorriz_generator_matches_spec():
     assert g.output_shape == (None, 256, 256, 2)
     assert g.count_params() == unet_params(GORRIZ_DOWNS, GORRIZ_UPS, 2, bias=True)
     downs = [g.get_layer(f"gorriz_down{i}_conv") for i in range(1, 8)]
-    assert [l.filters for l in downs] == [f for f, _ in GORRIZ_DOWNS]
-    assert all(l.kernel_size == (4, 4) and l.strides == (2, 2) for l in downs)
+    assert [layer.filters for layer in downs] == [f for f, _ in GORRIZ_DOWNS]
+    assert all(layer.kernel_size == (4, 4) and layer.strides == (2, 2) for layer in downs)
     ups = [g.get_layer(f"gorriz_up{i}_conv") for i in range(1, 7)]
-    assert [l.filters for l in ups] == GORRIZ_UPS
-    assert all(l.kernel_size == (4, 4) and l.strides == (1, 1) for l in ups)
+    assert [layer.filters for layer in ups] == GORRIZ_UPS
+    assert all(layer.kernel_size == (4, 4) and layer.strides == (1, 1) for layer in ups)
     assert g.get_layer("gorriz_down7_lrelu").output.shape[1:] == (2, 2, 512)  # bottleneck
-    assert not any(isinstance(l, (keras.layers.Dropout, keras.layers.Conv2DTranspose)) for l in g.layers)
-    assert "gorriz_down1_bn" not in [l.name for l in g.layers]  # no norm in the first block
+    assert not any(isinstance(layer, (keras.layers.Dropout, keras.layers.Conv2DTranspose)) for layer in g.layers)
+    assert "gorriz_down1_bn" not in [layer.name for layer in g.layers]  # no norm in the first block
     assert g.get_layer("gorriz_ab").activation.__name__ == "tanh"
 
 
@@ -58,7 +57,7 @@ def test_pix2pix_generator_matches_spec():
     assert g.output_shape == (None, 256, 256, 2)
     assert g.count_params() == unet_params(PIX2PIX_DOWNS, PIX2PIX_UPS, 2, bias=False)
     assert g.get_layer("pix2pix_down8_lrelu").output.shape[1:] == (1, 1, 512)
-    dropouts = [l.name for l in g.layers if isinstance(l, keras.layers.Dropout)]
+    dropouts = [layer.name for layer in g.layers if isinstance(layer, keras.layers.Dropout)]
     assert dropouts == ["pix2pix_up1_dropout", "pix2pix_up2_dropout", "pix2pix_up3_dropout"]
     assert all(isinstance(g.get_layer(f"pix2pix_up{i}_conv"), keras.layers.Conv2DTranspose) for i in range(1, 8))
     assert build_generator("unet").count_params() == g.count_params()  # the thesis's baseline is the same net
@@ -66,30 +65,40 @@ def test_pix2pix_generator_matches_spec():
 
 def test_ibn_uses_instance_norm_only_in_last_up_block():
     g = build_generator("gorriz", norm="ibn", **{"image_size": 64, "num_downsamples": 5, "base_filters": 8})
-    names = [l.name for l in g.layers]
+    names = [layer.name for layer in g.layers]
     assert [n for n in names if n.endswith("_in")] == ["gorriz_up4_in"]
     assert isinstance(g.get_layer("gorriz_up4_in"), keras.layers.GroupNormalization)
     assert g.get_layer("gorriz_up4_in").groups == 8  # one group per channel: per-channel IN
-    whole = build_generator("gorriz", norm="in", instance_norm="sample", image_size=64, num_downsamples=5, base_filters=8)
+    whole = build_generator(
+        "gorriz", norm="in", instance_norm="sample", image_size=64, num_downsamples=5, base_filters=8
+    )
     assert whole.get_layer("gorriz_down2_in").groups == 1  # the BBC code's whole-sample IN
 
 
 def test_multiscale_discriminator_matches_spec():
     d = build_discriminator("multiscale", scales=3)
     assert [tuple(s) for s in d.output_shape] == [(None, 16, 16, 1), (None, 8, 8, 1), (None, 4, 4, 1)]
-    per_scale = conv_params(4, 3, 64) + sum(conv_params(4, a, b) + BN * b for a, b in [(64, 128), (128, 256), (256, 512)])
+    per_scale = conv_params(4, 3, 64) + sum(
+        conv_params(4, a, b) + BN * b for a, b in [(64, 128), (128, 256), (256, 512)]
+    )
     per_scale += conv_params(4, 512, 1)
     assert d.count_params() == 3 * per_scale
     assert build_discriminator("multiscale", scales=1).output_shape == (None, 16, 16, 1)
     ibn = build_discriminator("multiscale", norm="ibn", scales=1, image_size=64)
-    names = [l.name for l in ibn.layers]
-    assert "multiscale_s1_down2_in" in names and "multiscale_s1_down3_bn" in names and "multiscale_s1_down1_bn" not in names
+    names = [layer.name for layer in ibn.layers]
+    assert (
+        "multiscale_s1_down2_in" in names
+        and "multiscale_s1_down3_bn" in names
+        and "multiscale_s1_down1_bn" not in names
+    )
 
 
 def test_patchgan_matches_spec():
     d = build_discriminator("patchgan")
     assert d.output_shape == (None, 30, 30, 1)
-    expected = conv_params(4, 3, 64, False) + sum(conv_params(4, a, b, False) + BN * b for a, b in [(64, 128), (128, 256), (256, 512)])
+    expected = conv_params(4, 3, 64, False) + sum(
+        conv_params(4, a, b, False) + BN * b for a, b in [(64, 128), (128, 256), (256, 512)]
+    )
     expected += conv_params(4, 512, 1, True)
     assert d.count_params() == expected
 
@@ -101,12 +110,12 @@ SMALL = dict(image_size=64, base_filters=8, num_downsamples=5)
 def test_spectral_norm_wraps_every_convolution(kind):
     g = build_generator(kind, spectral_norm=True, **SMALL)
     convs = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
-    assert not any(isinstance(l, convs) for l in g.layers)  # no bare convolution at top level
-    wrapped = [l for l in g.layers if isinstance(l, keras.layers.SpectralNormalization)]
+    assert not any(isinstance(layer, convs) for layer in g.layers)  # no bare convolution at top level
+    wrapped = [layer for layer in g.layers if isinstance(layer, keras.layers.SpectralNormalization)]
     assert len(wrapped) == 5 + 4 + 1 and all(isinstance(w.layer, convs) for w in wrapped)
     d = build_discriminator("multiscale", spectral_norm=True, scales=3, image_size=64, base_filters=8)
-    assert not any(isinstance(l, convs) for l in d.layers)
-    assert sum(isinstance(l, keras.layers.SpectralNormalization) for l in d.layers) == 3 * 5
+    assert not any(isinstance(layer, convs) for layer in d.layers)
+    assert sum(isinstance(layer, keras.layers.SpectralNormalization) for layer in d.layers) == 3 * 5
 
 
 @pytest.mark.parametrize("kind", ["gorriz", "unet"])
@@ -118,7 +127,7 @@ def test_segmentation_variants(kind):
     out = sep(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 1)).astype("float32"))
     assert np.abs(out["ab"]).max() <= 1.0 and np.abs(out["segmentation"]).max() > 0
     # one encoder, two decoders
-    names = [l.name for l in sep.layers]
+    names = [layer.name for layer in sep.layers]
     assert sum(n.endswith("down1_conv") for n in names) == 1
     assert f"{kind}_colour_up1_conv" in names and f"{kind}_seg_up1_conv" in names
 

@@ -30,8 +30,12 @@ def _grads(fn, model, x):
 
 @pytest.mark.parametrize(
     "options",
-    [dict(norm="bn"), dict(norm="ibn", spectral_norm=True), dict(segmentation="separate_decoders", n_classes=4),
-     dict(segmentation="shared_decoder", n_classes=3, norm="in")],  # fmt: skip
+    [
+        dict(norm="bn"),
+        dict(norm="ibn", spectral_norm=True),
+        dict(segmentation="separate_decoders", n_classes=4),
+        dict(segmentation="shared_decoder", n_classes=3, norm="in"),
+    ],  # fmt: skip
     ids=["bn", "ibn_sn", "separate", "shared_in"],
 )
 def test_generator_values_and_gradients_match_keras(options):
@@ -47,11 +51,11 @@ def test_generator_values_and_gradients_match_keras(options):
     x = tf.random.stateless_uniform([2, 64, 64, 1], [1, 2], -1, 1, dtype=tf.float64)
     for training in (False, True):
         u_before = [v.numpy() for v in model.non_trainable_variables if "vector_u" in v.path]
-        ref_out, ref_grads = _grads(lambda t: model(t, training=training), model, x)
+        ref_out, ref_grads = _grads(lambda t, training=training: model(t, training=training), model, x)
         u_after_ref = [v.numpy() for v in model.non_trainable_variables if "vector_u" in v.path]
         for v, u in zip([v for v in model.non_trainable_variables if "vector_u" in v.path], u_before):
             v.assign(u)  # spectral norm updates u on each training call: replay from the same state
-        out, grads = _grads(lambda t: fast_twin(model)(t, training=training), model, x)
+        out, grads = _grads(lambda t, training=training: fast_twin(model)(t, training=training), model, x)
         for a, b in zip(ref_out, out):
             np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-9, atol=1e-9)
         scale = max(float(tf.reduce_max(tf.abs(g))) for g in ref_grads)
