@@ -13,14 +13,19 @@ import logging
 import tensorflow as tf
 
 from keras_colour.io_utils import atomic_path
+from keras_colour.models.export import plain_generator
 
 logger = logging.getLogger(__name__)
 
 
 def export_generator(generator, path):
-    """Saves the generator as a `.keras` file that loads without keras_colour (atomically)."""
+    """Saves the generator as a `.keras` file that loads without keras_colour (atomically).
+
+    Spectral norm is folded into plain kernels and the BBC instance norm mapped onto built-in layers
+    (`keras_colour.models.export.plain_generator`).
+    """
     with atomic_path(path) as tmp:
-        generator.save(tmp)
+        plain_generator(generator).save(tmp)
 
 
 class TrainingCheckpoint:

@@ -145,13 +145,24 @@ class DataConfig(Section):
 
 @dataclasses.dataclass
 class ModelConfig(Section):
-    """Which networks to build."""
+    """Which networks to build.
+
+    spectral_norm: `none`, `keras` (Keras's `SpectralNormalization`) or `bbc` (the BBC code's layer: see
+    `keras_colour.models.layers`); `false` and `true` are read as `none` and `keras`.
+    instance_norm: `channel` (per-channel IN, the Gorriz paper) or `sample` (the BBC code's keras-contrib
+    layer: whole-sample statistics, one scalar gamma and beta).
+    """
 
     prefix: ClassVar[str] = "model"
 
+    def __post_init__(self):
+        if isinstance(self.spectral_norm, bool):
+            self.spectral_norm = "keras" if self.spectral_norm else "none"
+        super().__post_init__()
+
     generator: str = choice("gorriz", choices.GENERATORS)
     norm: str = choice("bn", choices.NORMS)
-    spectral_norm: bool = False
+    spectral_norm: str = choice("none", choices.SPECTRAL_NORMS)
     instance_norm: str = choice("channel", choices.INSTANCE_NORM_MODES)
     base_filters: int = 64
     max_filters: int = 512

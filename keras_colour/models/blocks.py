@@ -9,7 +9,16 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from keras_colour.choices import INSTANCE_NORM_MODES, check_choice
+from keras_colour.choices import INSTANCE_NORM_MODES, SPECTRAL_NORMS, check_choice
+from keras_colour.models.layers import BBCSpectralNormalization, SampleInstanceNormalization
+
+
+def spectral_norm_mode(spectral_norm):
+    """`none`, `keras` or `bbc`; `False`/`True` are accepted for `none`/`keras`."""
+    if isinstance(spectral_norm, bool):
+        return "keras" if spectral_norm else "none"
+    check_choice("spectral_norm", spectral_norm, SPECTRAL_NORMS)
+    return spectral_norm
 
 
 def conv(
@@ -24,11 +33,13 @@ def conv(
     activation=None,
     padding="same",
 ):
-    """A Conv2D (or Conv2DTranspose), wrapped in SpectralNormalization where asked.
+    """A Conv2D (or Conv2DTranspose), wrapped in spectral normalisation where asked.
 
-    The wrapper takes the stable name so the layer names are the same with
-    and without spectral norm (`gorriz_down3_conv`).
+    `spectral_norm`: `none` (or False), `keras` (or True: Keras's `SpectralNormalization`, one power
+    iteration) or `bbc` (`BBCSpectralNormalization`, the BBC code's `ConvSN2D`). The wrapper takes the
+    stable name so the layer names are the same with and without spectral norm (`gorriz_down3_conv`).
     """
+    mode = spectral_norm_mode(spectral_norm)
     cls = layers.Conv2DTranspose if transpose else layers.Conv2D
     layer = cls(
         filters,
@@ -38,11 +49,12 @@ def conv(
         use_bias=use_bias,
         kernel_initializer=kernel_initializer,
         activation=activation,
-        name=f"{name}_inner" if spectral_norm else name,
+        name=f"{name}_inner" if mode != "none" else name,
     )
-    if spectral_norm:
-        # One power iteration, as the BBC code (keras-contrib) did.
-        layer = layers.SpectralNormalization(layer, power_iterations=1, name=name)
+    if mode == "keras":
+        return layers.SpectralNormalization(layer, power_iterations=1, name=name)
+    if mode == "bbc":
+        return BBCSpectralNormalization(layer, name=name)
     return layer
 
 
@@ -50,9 +62,9 @@ def normalization(kind, name, instance_norm="channel"):
     """Returns a normalisation layer, or None for `kind='none'`.
 
     `in` is instance normalisation. Per channel (`GroupNormalization(groups=-1)`)
-    is what the Gorriz paper describes; `instance_norm='sample'` reproduces the
-    BBC code's keras-contrib `InstanceNormalization(axis=None)`, which
-    normalised each sample over H, W and C together (`groups=1`).
+    is what the Gorriz paper describes; `instance_norm='sample'` is the BBC
+    code's keras-contrib `InstanceNormalization(axis=None)`, which normalised
+    each sample over H, W and C together (`SampleInstanceNormalization`).
     """
     if kind == "none" or kind is None:
         return None
@@ -62,8 +74,9 @@ def normalization(kind, name, instance_norm="channel"):
         return layers.BatchNormalization(synchronized=tf.distribute.has_strategy(), name=f"{name}_bn")
     if kind == "in":
         check_choice("instance_norm", instance_norm, INSTANCE_NORM_MODES)
-        groups = -1 if instance_norm == "channel" else 1
-        return layers.GroupNormalization(groups=groups, epsilon=1e-3, name=f"{name}_in")
+        if instance_norm == "sample":
+            return SampleInstanceNormalization(epsilon=1e-3, name=f"{name}_in")
+        return layers.GroupNormalization(groups=-1, epsilon=1e-3, name=f"{name}_in")
     raise ValueError(f"Unknown normalisation {kind!r} for a single layer. Accepted values: ['bn', 'in', 'none'].")
 
 

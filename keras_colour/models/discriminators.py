@@ -41,7 +41,7 @@ def build_patchgan_discriminator(
     Args:
         image_size: int. Defaults to 256; must be a multiple of 8.
         norm: str. `bn` (pix2pix), `in` or `none`.
-        spectral_norm: bool. Wrap every convolution.
+        spectral_norm: str or bool. `none` (False), `keras` (True) or `bbc`: see `blocks.conv`.
         base_filters: int. Filters of the first block (64).
         scales: int. Must be 1 (PatchGAN is single-scale).
     """
@@ -87,7 +87,7 @@ def build_multiscale_discriminator(
     Args:
         image_size: int. Defaults to 256.
         norm: str. `bn`, `in`, `ibn` (64 none, 128 IN, 256 and 512 BN) or `none`.
-        spectral_norm: bool. Wrap every convolution.
+        spectral_norm: str or bool. `none` (False), `keras` (True) or `bbc`: see `blocks.conv`.
         instance_norm: str. `channel` or `sample`, as for the generator.
         base_filters: int. Filters of the first block (64).
         scales: int. 1, 2 or 3.

@@ -52,8 +52,8 @@ def _is_fusable_upsample(layer):
 
 
 def inner_conv(layer):
-    """The Conv2D inside `layer` (itself, or the one a SpectralNormalization wraps) if it is 4x4/1 'same'."""
-    conv = layer.layer if isinstance(layer, keras.layers.SpectralNormalization) else layer
+    """The Conv2D inside `layer` (itself, or the one a spectral-norm wrapper holds) if it is 4x4/1 'same'."""
+    conv = layer.layer if isinstance(layer, keras.layers.Wrapper) else layer
     if (
         type(conv) is keras.layers.Conv2D
         and tuple(conv.kernel_size) == (4, 4)

@@ -132,7 +132,7 @@ def build_gorriz_generator(
     Args:
         image_size: int. Height and width of the square input. Defaults to 256.
         norm: str. `bn`, `in`, `ibn` (BN everywhere, IN in the last up block) or `none`. Defaults to `bn`.
-        spectral_norm: bool. Wrap every convolution in SpectralNormalization. Defaults to False.
+        spectral_norm: str or bool. `none` (False), `keras` (True) or `bbc`: see `blocks.conv`. Defaults to False.
         instance_norm: str. `channel` (per-channel IN) or `sample` (the BBC code's whole-sample IN).
         base_filters: int. Filters of the first down block. Defaults to 64.
         max_filters: int. The cap of the filter schedule. Defaults to 512.
@@ -190,7 +190,7 @@ def build_pix2pix_generator(
     Args:
         image_size: int. Height and width of the square input. Defaults to 256.
         norm: str. `bn`, `in`, `ibn` or `none`. Defaults to `bn`.
-        spectral_norm: bool. Wrap every convolution in SpectralNormalization. Defaults to False.
+        spectral_norm: str or bool. `none` (False), `keras` (True) or `bbc`: see `blocks.conv`. Defaults to False.
         instance_norm: str. `channel` or `sample`. Defaults to `channel`.
         base_filters: int. Filters of the first down block. Defaults to 64.
         max_filters: int. The cap of the filter schedule. Defaults to 512.

@@ -1,0 +1,67 @@
+"""A generator for inference and sharing: built-in Keras layers only, spectral norm folded in.
+
+`plain_generator(model)` returns a model with the same inference-mode function where every
+`BBCSpectralNormalization` and Keras `SpectralNormalization` wrapper becomes a plain `Conv2D` whose
+kernel is the normalised one (faster, and loadable with `keras.models.load_model` alone), and every
+`SampleInstanceNormalization` becomes `GroupNormalization(groups=1)` (see `fold_sample_instance_norm`
+for how close that is). Other layers are shared with the original.
+"""
+
+import keras
+import numpy as np
+
+from keras_colour.models.layers import BBCSpectralNormalization, SampleInstanceNormalization
+
+# GroupNormalization divides by sqrt(var + eps); the BBC layer by (std + 1e-3). With eps = 1e-6 the two
+# agree to a relative 1e-3 / std: 1e-4 wherever a feature map's standard deviation is above 10.
+GROUP_NORM_EPSILON = 1e-6
+
+
+def _plain_conv(wrapper):
+    config = wrapper.layer.get_config()
+    config["name"] = wrapper.name
+    return wrapper.layer.__class__.from_config(config)
+
+
+def _replacement(layer):
+    if isinstance(layer, (BBCSpectralNormalization, keras.layers.SpectralNormalization)):
+        return _plain_conv(layer)
+    if isinstance(layer, SampleInstanceNormalization):
+        return keras.layers.GroupNormalization(
+            groups=1, epsilon=GROUP_NORM_EPSILON, name=layer.name, dtype=layer.dtype_policy
+        )
+    return None
+
+
+def _folded_weights(layer):
+    if isinstance(layer, BBCSpectralNormalization):
+        kernel = keras.ops.convert_to_numpy(layer.folded_kernel())
+        return [kernel] + ([layer.layer.bias.numpy()] if layer.layer.use_bias else [])
+    if isinstance(layer, keras.layers.SpectralNormalization):
+        # In inference Keras's wrapper convolves with the kernel its last training call stored.
+        return [w.numpy() for w in layer.layer.weights]
+    channels = layer.input.shape[-1]
+    return [np.full((channels,), layer.gamma.numpy()[0]), np.full((channels,), layer.beta.numpy()[0])]
+
+
+def needs_folding(model):
+    return any(_replacement(layer) is not None for layer in model.layers)
+
+
+def plain_generator(model):
+    """`model` with built-in layers only (the original is returned when it already has only those)."""
+    if not needs_folding(model):
+        return model
+    replaced = {}
+
+    def clone_function(layer):
+        new = _replacement(layer)
+        if new is None:
+            return layer
+        replaced[layer.name] = (layer, new)
+        return new
+
+    plain = keras.models.clone_model(model, clone_function=clone_function)
+    for source, new in replaced.values():
+        new.set_weights(_folded_weights(source))
+    return plain
