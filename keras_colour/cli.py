@@ -59,7 +59,8 @@ def describe(config):
         f"{m.generator} / {m.discriminator}; protocol={t.protocol}; norm={m.norm}, spectral_norm={m.spectral_norm}, "
         f"instance_norm={m.instance_norm}; data: {d.kind}, {d.image_size}px, resize={d.resize_method}"
         f"{' +antialias' if d.antialias and d.resize_method != 'nearest' else ''}, flip={d.flip}; "
-        f"output_dir={config.output_dir}"
+        f"evaluation: colours={config.evaluation.colours}, "
+        f"generator_training_mode={config.evaluation.generator_training_mode}; output_dir={config.output_dir}"
     )
 
 

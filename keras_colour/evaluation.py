@@ -9,12 +9,20 @@ import tensorflow as tf
 
 from keras_colour import colour, metrics
 from keras_colour.batch import BatchLayout
+from keras_colour.choices import EVALUATION_COLOURS, check_choice
 from keras_colour.heads import head_for_model
 
 logger = logging.getLogger(__name__)
 
 
-def evaluate_generator(generator, dataset, max_images=None, layout=None):
+def _measured_colours(lab, colours):
+    """(uint8 RGB, Lab) that the metrics see: displayed as BBC `models/test.py` did, or the network's raw Lab."""
+    if colours == "displayed":
+        return metrics.displayed(lab)
+    return colour.to_uint8(colour.lab_to_rgb(lab)), lab
+
+
+def evaluate_generator(generator, dataset, max_images=None, layout=None, colours="displayed", training_mode=False):
     """Computes every metric of `keras_colour.metrics` over a test pipeline.
 
     Args:
@@ -22,12 +30,15 @@ def evaluate_generator(generator, dataset, max_images=None, layout=None):
         dataset: batches laid out as `layout` says.
         max_images: int or None. Stop after this many images.
         layout: `BatchLayout` of the dataset. Defaults to `(L_n, ab_n)`.
+        colours: str. `displayed` (gamut-clipped, uint8, Lab again: the BBC evaluation) or `raw_lab`.
+        training_mode: bool. Run the generator with dropout and batch statistics (thesis 2.3.2).
 
     Returns:
         (results dict, real `ColourHistogram`, generated `ColourHistogram`).
     """
     real_hist, fake_hist = metrics.ColourHistogram(), metrics.ColourHistogram()
     sums = dict(psnr=0.0, psnr_ab_bbc=0.0, ssim=0.0, colourfulness_real=0.0, colourfulness_generated=0.0)
+    check_choice("evaluation colours", colours, EVALUATION_COLOURS)
     head = head_for_model(generator)
     layout = layout or BatchLayout()
     n = 0
@@ -35,10 +46,13 @@ def evaluate_generator(generator, dataset, max_images=None, layout=None):
         if max_images is not None and n >= max_images:
             break
         batch = layout.unpack(data)
-        fake_ab = head.ab(generator(batch.lightness, training=False), batch.mask)
-        real_lab = colour.denormalize_lab(tf.concat([batch.lightness, batch.ab], -1)).numpy()
-        fake_lab = colour.denormalize_lab(tf.concat([batch.lightness, fake_ab], -1)).numpy()
-        real8, fake8 = colour.to_uint8(colour.lab_to_rgb(real_lab)), colour.to_uint8(colour.lab_to_rgb(fake_lab))
+        fake_ab = head.ab(generator(batch.lightness, training=training_mode), batch.mask)
+        real8, real_lab = _measured_colours(
+            colour.denormalize_lab(tf.concat([batch.lightness, batch.ab], -1)).numpy(), colours
+        )
+        fake8, fake_lab = _measured_colours(
+            colour.denormalize_lab(tf.concat([batch.lightness, fake_ab], -1)).numpy(), colours
+        )
         k = len(real8)
         real_hist.update(real_lab[..., 1:])
         fake_hist.update(fake_lab[..., 1:])
@@ -53,13 +67,19 @@ def evaluate_generator(generator, dataset, max_images=None, layout=None):
         raise ValueError("The test set yielded no images to evaluate.")
     results = {name: value / n for name, value in sums.items()}
     results.update(metrics.compare_histograms(real_hist, fake_hist))
-    results["images"] = n
+    results.update(images=n, colours=colours, generator_training_mode=bool(training_mode))
     return results, real_hist, fake_hist
 
 
 def save_histograms(path, real_hist, fake_hist):
     np.savez(
-        path, edges=metrics.HIST_EDGES, real_a=real_hist.a, real_b=real_hist.b, fake_a=fake_hist.a, fake_b=fake_hist.b
+        path,
+        edges=metrics.HIST_EDGES,
+        images=real_hist.images,
+        real_a=real_hist.a,
+        real_b=real_hist.b,
+        fake_a=fake_hist.a,
+        fake_b=fake_hist.b,
     )
 
 
@@ -67,6 +87,7 @@ def load_histograms(path):
     data = np.load(path)
     real, fake = metrics.ColourHistogram(), metrics.ColourHistogram()
     real.a, real.b, fake.a, fake.b = data["real_a"], data["real_b"], data["fake_a"], data["fake_b"]
+    real.images = fake.images = int(data["images"])
     return real, fake
 
 

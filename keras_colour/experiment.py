@@ -107,7 +107,9 @@ def evaluate_run(run_dir, max_images=None):
     )
     limit = max_images if max_images is not None else config.train.eval_max_images
     layout = BatchLayout(rgb=False, mask=test_masks is not None)
-    results, real_hist, fake_hist = evaluate_generator(generator, dataset, limit, layout)
+    results, real_hist, fake_hist = evaluate_generator(
+        generator, dataset, limit, layout, config.evaluation.colours, config.evaluation.generator_training_mode
+    )
     results["model"] = config.name
     run.write_metrics(results)
     save_histograms(run.histograms, real_hist, fake_hist)

@@ -47,11 +47,11 @@ def plot_histograms(path, real_hist, generated, title=None):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     centres = real_hist.centres
     for ax, channel in zip(axes, ("a", "b")):
-        ax.plot(centres, np.log10(getattr(real_hist, channel) + 1), color="black", linewidth=2, label="real")
+        ax.plot(centres, real_hist.log_density(channel), color="black", linewidth=2, label="real")
         for label, hist in generated.items():
-            ax.plot(centres, np.log10(getattr(hist, channel) + 1), label=label)
+            ax.plot(centres, hist.log_density(channel), label=label)
         ax.set_xlabel(f"{channel} (Lab)")
-        ax.set_ylabel("log10(count + 1)")
+        ax.set_ylabel("log(count / images)")
         ax.set_xlim(-110, 110)
         ax.legend(fontsize=8)
     if title:

@@ -30,12 +30,13 @@ class SharedDecoderHead:
 
     Args:
         present_classes_only: bool. Average the per-class losses over the classes present only.
+        target: str. `grey_elsewhere` or `class_pixels` (see `losses.shared_decoder_loss`).
     """
 
     extra_terms = ()
 
-    def __init__(self, present_classes_only=False):
-        self.present_classes_only = present_classes_only
+    def __init__(self, present_classes_only=False, target="grey_elsewhere"):
+        self.present_classes_only, self.target = present_classes_only, target
 
     def ab(self, outputs, mask=None):
         if mask is None:
@@ -45,7 +46,7 @@ class SharedDecoderHead:
         return losses.select_class_ab(outputs, mask)
 
     def terms(self, batch, outputs, fake_ab, colour_loss):
-        return losses.shared_decoder_loss(batch.ab, outputs, batch.mask, self.present_classes_only), {}
+        return losses.shared_decoder_loss(batch.ab, outputs, batch.mask, self.present_classes_only, self.target), {}
 
 
 class SeparateDecodersHead:
@@ -71,7 +72,7 @@ class SeparateDecodersHead:
 # name -> head, built from the `loss` section of a config.
 HEADS = {
     "none": lambda loss: PlainHead(),
-    "shared_decoder": lambda loss: SharedDecoderHead(loss.present_classes_only),
+    "shared_decoder": lambda loss: SharedDecoderHead(loss.present_classes_only, loss.shared_decoder_target),
     "separate_decoders": lambda loss: SeparateDecodersHead(loss.segmentation_weight),
 }
 choices.check_registry("HEADS", HEADS, choices.SEGMENTATION_HEADS)

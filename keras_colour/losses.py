@@ -103,19 +103,32 @@ def select_class_ab(ab_per_class, mask):
     return tf.reduce_sum(pairs * onehot[..., None], axis=-2)
 
 
-def shared_decoder_loss(ab_true, ab_per_class, mask, present_classes_only=False):
-    """Per-class ab L1 on each class's pixels (thesis 4.3.1).
+def shared_decoder_loss(ab_true, ab_per_class, mask, present_classes_only=False, target="grey_elsewhere"):
+    """Per-class ab L1 of a shared decoder (thesis 4.3.1); the mean over the batch.
 
-    For class k, L_k is the mean |ab_k - ab| over the pixels whose label is k (0 if there are none). The
-    loss is the mean of L_k over all n_classes, or over the classes present in the ground truth only with
-    `present_classes_only=True`. Pixels labelled 255 are ignored. Returns the mean over the batch.
+    For class k, `L_k` is the mean over pixels of `|ab_k - t_k|` (averaged over a and b):
+
+    * `target="grey_elsewhere"`: over every pixel not labelled 255, with `t_k` the ground-truth ab on
+      class k's pixels and grey (0) on all others. Most classes are absent from an image, so most pairs
+      are pulled to grey everywhere: the collapse to grey the thesis reports.
+    * `target="class_pixels"`: over class k's own pixels only (`L_k = 0` for an absent class).
+
+    The loss is the mean of `L_k` over all classes, or with `present_classes_only=True` over the classes
+    present in the ground truth (the thesis's proposed fix).
     """
+    choices.check_choice("shared decoder target", target, choices.SHARED_DECODER_TARGETS)
     pairs = split_class_ab(tf.cast(ab_per_class, tf.float32))  # [B, H, W, K, 2]
     n_classes = tf.shape(pairs)[-2]
-    onehot = tf.one_hot(tf.cast(mask, tf.int32), n_classes, dtype=tf.float32)  # [B, H, W, K]
-    diff = tf.reduce_sum(tf.abs(pairs - tf.cast(ab_true, tf.float32)[..., None, :]), axis=-1) / 2.0
+    onehot = tf.one_hot(tf.cast(mask, tf.int32), n_classes, dtype=tf.float32)  # [B, H, W, K]; 255 -> zeros
     pixels = tf.reduce_sum(onehot, axis=[1, 2])  # [B, K]
-    per_class = tf.reduce_sum(diff * onehot, axis=[1, 2]) / tf.maximum(pixels, 1.0)
+    if target == "grey_elsewhere":
+        valid = tf.cast(tf.not_equal(tf.cast(mask, tf.int32), IGNORE_INDEX), tf.float32)[..., None]  # [B, H, W, 1]
+        targets = onehot[..., None] * tf.cast(ab_true, tf.float32)[..., None, :]  # ab on the class, 0 elsewhere
+        diff = tf.reduce_sum(tf.abs(pairs - targets), axis=-1) / 2.0 * valid
+        per_class = tf.reduce_sum(diff, axis=[1, 2]) / tf.maximum(tf.reduce_sum(valid, axis=[1, 2]), 1.0)
+    else:
+        diff = tf.reduce_sum(tf.abs(pairs - tf.cast(ab_true, tf.float32)[..., None, :]), axis=-1) / 2.0
+        per_class = tf.reduce_sum(diff * onehot, axis=[1, 2]) / tf.maximum(pixels, 1.0)
     if present_classes_only:
         present = tf.cast(pixels > 0, tf.float32)
         per_sample = tf.reduce_sum(per_class * present, axis=-1) / tf.maximum(tf.reduce_sum(present, axis=-1), 1.0)

@@ -8,9 +8,13 @@
 * `ssim`: standard SSIM (Wang et al. 2004) in [-1, 1] on RGB uint8: 11x11
   Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, data range 255, averaged
   over channels and pixels (`tf.image.ssim`).
-* `ColourHistogram`: counts of a and b values over the whole test set, bins
-  of width 1 from -110 to 110 (220 bins), as the BBC code; plotted on a log
-  scale.
+* `ColourHistogram`: counts of a and b values over the whole test set with the
+  BBC code's bin edges, `np.arange(-110, 110)`: 219 bins of width 1 from -110
+  to 109; plotted as the BBC code saved them, `log(counts / images)` with empty
+  bins set to the smallest value (`log_density`).
+* `displayed_lab`: the BBC code's evaluation colours (`models/test.py`): Lab ->
+  RGB (gamut-clipped by skimage) x 255, truncated to uint8 as displayed, then
+  Lab again from those pixels.
 * `js_divergence`, `kl_divergence`: between the real and generated
   histograms, each first turned into a probability distribution
   `p = (h + eps) / sum(h + eps)` with `eps = 1e-10`. JS uses log base 2, so it
@@ -22,9 +26,10 @@
 """
 
 import numpy as np
+import skimage.color
 import tensorflow as tf
 
-HIST_EDGES = np.arange(-110, 111, 1, dtype=np.float64)
+HIST_EDGES = np.arange(-110.0, 110.0)
 EPSILON = 1e-10
 
 
@@ -33,20 +38,20 @@ def _batch(x):
     return x[None] if x.ndim == 3 else x
 
 
+def _mean_psnr(real, fake, peak=255.0):
+    real, fake = _batch(real).astype(np.float64), _batch(fake).astype(np.float64)
+    mse = np.mean((real - fake) ** 2, axis=(1, 2, 3))
+    return float(np.mean(10.0 * np.log10(peak**2 / np.maximum(mse, 1e-12))))
+
+
 def psnr_rgb(real_rgb8, fake_rgb8):
     """Mean PSNR (dB) over images of uint8 RGB `[N, H, W, 3]` (or one image)."""
-    real = _batch(real_rgb8).astype(np.float64)
-    fake = _batch(fake_rgb8).astype(np.float64)
-    mse = np.mean((real - fake) ** 2, axis=(1, 2, 3))
-    return float(np.mean(10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-12))))
+    return _mean_psnr(real_rgb8, fake_rgb8)
 
 
 def psnr_ab_bbc(real_ab, fake_ab):
     """The BBC code's PSNR: on unscaled Lab a, b (`[N, H, W, 2]`), peak 255."""
-    real = _batch(real_ab).astype(np.float64)
-    fake = _batch(fake_ab).astype(np.float64)
-    mse = np.mean((real - fake) ** 2, axis=(1, 2, 3))
-    return float(np.mean(10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-12))))
+    return _mean_psnr(real_ab, fake_ab)
 
 
 def ssim(real_rgb8, fake_rgb8):
@@ -93,16 +98,37 @@ class ColourHistogram:
     def __init__(self):
         self.a = np.zeros(len(HIST_EDGES) - 1, np.int64)
         self.b = np.zeros(len(HIST_EDGES) - 1, np.int64)
+        self.images = 0
 
     def update(self, ab):
-        """`ab`: unscaled Lab a, b values, any shape ending in 2."""
-        ab = np.asarray(ab, np.float64).reshape(-1, 2)
+        """`ab`: unscaled Lab a, b values of a batch of images `[N, H, W, 2]` (or one image `[H, W, 2]`)."""
+        ab = np.asarray(ab, np.float64)
+        self.images += len(ab) if ab.ndim == 4 else 1
+        ab = ab.reshape(-1, 2)
         self.a += np.histogram(ab[:, 0], HIST_EDGES)[0]
         self.b += np.histogram(ab[:, 1], HIST_EDGES)[0]
 
     @property
     def centres(self):
         return 0.5 * (HIST_EDGES[:-1] + HIST_EDGES[1:])
+
+    def log_density(self, channel):
+        """`log(counts / images)` of channel `a` or `b`, empty bins set to the smallest value (BBC `test.py`)."""
+        counts = getattr(self, channel).astype(np.float64)
+        with np.errstate(divide="ignore"):
+            values = np.log(counts / max(self.images, 1))
+        finite = values[np.isfinite(values)]
+        values[~np.isfinite(values)] = finite.min() if finite.size else 0.0
+        return values
+
+
+def displayed(lab):
+    """The BBC code's displayed colours: Lab `[..., 3]` -> (uint8 RGB as displayed, its Lab).
+
+    skimage's `lab2rgb` clips to the sRGB gamut; `np.uint8(rgb * 255)` truncates, as the BBC decoder did.
+    """
+    rgb8 = np.uint8(skimage.color.lab2rgb(np.asarray(lab, np.float64)) * 255)
+    return rgb8, skimage.color.rgb2lab(rgb8)
 
 
 def compare_histograms(real, fake):

@@ -183,7 +183,9 @@ def build_trainer(config, strategy=None, layout=None):
         feature = None
         if loss.feature is not None:
             f = loss.feature
-            feature = FeatureReconstruction(f.backbone, f.layers, f.weights, f.allow_random_weights, image_size=size)
+            feature = FeatureReconstruction(
+                f.backbone, f.layers, f.weights, f.allow_random_weights, image_size=size, input=f.input
+            )
         twin = fast_twin(generator) if train.fast_upsampling else generator
         model = ColourGAN(generator, discriminator, training_generator=twin, name="colour_gan")
         g_opt = build_optimizer(train.g_learning_rate, train)

@@ -58,7 +58,7 @@ def test_overrides_and_env_expansion(tmp_path, monkeypatch):
     path = _write(tmp_path, "data:\n  kind: folder\n  train: ${MY_DATA}/imagenet\noutput_dir: ${RUNS:-runs}/x\n")
     config = load_config(path, ["train.epochs=3", "model.spectral_norm=true", "loss.feature={backbone: vgg19}"])
     assert config.data.train == f"{tmp_path}/imagenet" and config.output_dir == "runs/x"
-    assert config.train.epochs == 3 and config.model.spectral_norm is True
+    assert config.train.epochs == 3 and config.model.spectral_norm == "keras"  # true reads as keras
     assert config.loss.feature.backbone == "vgg19" and config.loss.feature.layers == ["block3_conv3"]
     with pytest.raises(ConfigError, match="NOT_SET_ANYWHERE"):
         config_from_dict({"data": {"train": "${NOT_SET_ANYWHERE}"}}, source="x.yaml")

@@ -49,23 +49,25 @@ def test_shared_decoder_loss_on_hand_made_mask():
     ab_true, pred, mask = _hand_made()
     # class 0: pixel (0,0): |0.1-0.1| + |0.1-0.2| = 0.1 -> mean over 2 channels 0.05
     # class 2: pixels (0,1), (1,0): (0.3 + 0.4)/2 = 0.35 and (0.5 + 0.6)/2 = 0.55 -> 0.45
-    present = float(losses.shared_decoder_loss(ab_true, pred, mask, present_classes_only=True))
-    every = float(losses.shared_decoder_loss(ab_true, pred, mask, present_classes_only=False))
+    present = float(losses.shared_decoder_loss(ab_true, pred, mask, True, "class_pixels"))
+    every = float(losses.shared_decoder_loss(ab_true, pred, mask, False, "class_pixels"))
     assert present == pytest.approx((0.05 + 0.45) / 2, abs=1e-6)
     assert every == pytest.approx((0.05 + 0.45) / 4, abs=1e-6)
 
 
 def test_absent_classes_and_ignored_pixels_do_not_count():
     ab_true, pred, mask = _hand_made()
-    base = float(losses.shared_decoder_loss(ab_true, pred, mask, present_classes_only=True))
+    base = float(losses.shared_decoder_loss(ab_true, pred, mask, True, "class_pixels"))
     changed = pred.copy()
     changed[..., 2:4] = 0.9  # class 1: absent
     changed[..., 6:8] = -0.9  # class 3: absent
     changed[0, 1, 1, :] = 0.7  # the ignored pixel, every class
-    assert float(losses.shared_decoder_loss(ab_true, changed, mask, True)) == pytest.approx(base, abs=1e-7)
+    assert float(losses.shared_decoder_loss(ab_true, changed, mask, True, "class_pixels")) == pytest.approx(
+        base, abs=1e-7
+    )
     # a present class's prediction does count
     changed[0, 0, 0, 0:2] = 0.9
-    assert float(losses.shared_decoder_loss(ab_true, changed, mask, True)) > base
+    assert float(losses.shared_decoder_loss(ab_true, changed, mask, True, "class_pixels")) > base
 
 
 def test_select_class_ab_and_segmentation_loss():

@@ -42,8 +42,8 @@ def test_ssim_matches_skimage_and_is_standard(pair):
 
 
 def test_js_and_kl_match_scipy(rng):
-    p = rng.integers(0, 1000, 220)
-    q = rng.integers(0, 1000, 220)
+    p = rng.integers(0, 1000, 219)
+    q = rng.integers(0, 1000, 219)
     q[:30] = 0  # empty bins: the epsilon keeps KL finite
     pe, qe = (p + metrics.EPSILON) / (p + metrics.EPSILON).sum(), (q + metrics.EPSILON) / (q + metrics.EPSILON).sum()
     assert metrics.js_divergence(p, q) == pytest.approx(
@@ -51,9 +51,9 @@ def test_js_and_kl_match_scipy(rng):
     )
     assert metrics.kl_divergence(p, q) == pytest.approx(scipy.stats.entropy(pe, qe), abs=1e-6)
     assert metrics.js_divergence(p, p) == pytest.approx(0.0, abs=1e-12)
-    disjoint = np.zeros(220)
+    disjoint = np.zeros(219)
     disjoint[:10] = 5
-    other = np.zeros(220)
+    other = np.zeros(219)
     other[-10:] = 5
     assert metrics.js_divergence(disjoint, other) == pytest.approx(1.0, abs=1e-6)
 
@@ -74,8 +74,10 @@ def test_colourfulness_by_hand():
 
 def test_histogram_bins_like_bbc_code(rng):
     h = metrics.ColourHistogram()
-    h.update(np.array([[-110.0, 0.2], [109.9, 0.9], [0.5, -0.5], [-200, 200]]))
-    assert len(h.a) == 220 and h.centres[0] == -109.5
-    assert h.a.sum() == 3 and h.b.sum() == 3  # values outside [-110, 110] fall outside the bins
+    h.update(np.array([[-110.0, 0.2], [108.9, 0.9], [109.5, 0.1], [0.5, -0.5], [-200, 200]]))
+    # BBC models/test.py: np.histogram(..., bins=np.arange(-110., 110.)): 219 bins, the last [108, 109]
+    np.testing.assert_array_equal(h.a, np.histogram([-110.0, 108.9, 109.5, 0.5, -200], np.arange(-110.0, 110.0))[0])
+    assert len(h.a) == 219 and h.centres[0] == -109.5
+    assert h.a.sum() == 3 and h.b.sum() == 4  # values outside [-110, 109] fall outside the bins
     assert h.a[0] == 1 and h.a[-1] == 1 and h.a[110] == 1
     assert h.b[110] == 2 and h.b[109] == 1

@@ -8,6 +8,7 @@ from keras_colour.config.schema import (
     Config,
     ConfigError,
     DataConfig,
+    EvaluationConfig,
     FeatureLossConfig,
     LossConfig,
     ModelConfig,
@@ -15,6 +16,6 @@ from keras_colour.config.schema import (
 )
 
 __all__ = [
-    "Config", "ConfigError", "DataConfig", "FeatureLossConfig", "LossConfig", "ModelConfig", "TrainConfig",
-    "apply_overrides", "config_from_dict", "load_config", "read_yaml", "save_config",
+    "Config", "ConfigError", "DataConfig", "EvaluationConfig", "FeatureLossConfig", "LossConfig", "ModelConfig",
+    "TrainConfig", "apply_overrides", "config_from_dict", "load_config", "read_yaml", "save_config",
 ]  # fmt: skip

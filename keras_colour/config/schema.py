@@ -183,7 +183,14 @@ class ModelConfig(Section):
 
 @dataclasses.dataclass
 class FeatureLossConfig(Section):
-    """Feature reconstruction (perceptual) loss, Johnson et al. 2016 (thesis 4.2)."""
+    """Feature reconstruction (perceptual) loss, Johnson et al. 2016 (thesis 4.2).
+
+    input: how the RGB images reach the feature network. `imagenet`: RGB in [0, 255] through the
+    backbone's own `preprocess_input` (what its ImageNet weights were trained on, and what the BBC code's
+    perceptual metric fed VGG19). `unit`: RGB in [0, 1] as it is, the thesis's wording ("normalised
+    between [0, 1]"); its squared feature differences are about 1e4 to 1e5 times smaller, so `weight`
+    means something else. The ratio g_feature / g_colour is logged every epoch as `g_feature_ratio`.
+    """
 
     prefix: ClassVar[str] = "loss.feature"
 
@@ -192,6 +199,7 @@ class FeatureLossConfig(Section):
     weight: float = 1e-5
     weights: str = "imagenet"
     allow_random_weights: bool = False
+    input: str = choice("imagenet", choices.FEATURE_INPUTS)
 
     def check(self):
         if not self.layers or not all(isinstance(x, str) for x in self.layers):
@@ -201,7 +209,14 @@ class FeatureLossConfig(Section):
 
 @dataclasses.dataclass
 class LossConfig(Section):
-    """Generator and discriminator loss terms and their weights."""
+    """Generator and discriminator loss terms and their weights.
+
+    shared_decoder_target: how a shared decoder's per-class (a, b) pairs are trained (thesis 4.3.1).
+    `grey_elsewhere`: each class's pair is compared with the ground-truth ab on that class's pixels and
+    with grey (0) on every other pixel, the reading under which the network collapses to grey as the
+    thesis saw; `class_pixels`: each pair only on its own class's pixels (absent classes cost nothing).
+    `present_classes_only` averages over the classes present in the ground truth (the thesis's fix).
+    """
 
     prefix: ClassVar[str] = "loss"
 
@@ -213,6 +228,7 @@ class LossConfig(Section):
     feature: FeatureLossConfig | None = None
     segmentation_weight: float = 1.0
     present_classes_only: bool = False
+    shared_decoder_target: str = choice("grey_elsewhere", choices.SHARED_DECODER_TARGETS)
 
     def check(self):
         self.non_negative("colour_weight", "adversarial_weight", "segmentation_weight", "smooth_l1_delta")
@@ -256,6 +272,24 @@ class TrainConfig(Section):
 
 
 @dataclasses.dataclass
+class EvaluationConfig(Section):
+    """How a run's test set is measured.
+
+    colours: `displayed` (as the BBC code's `models/test.py`: Lab -> RGB, clipped to the gamut and
+    truncated to uint8 as it is displayed, then Lab again from those pixels, before histograms and
+    PSNR) or `raw_lab` (the network's Lab as it is, out-of-gamut ab included).
+    generator_training_mode: run the generator as in training (dropout on, batch statistics), as the
+    thesis and the pix2pix reference do at prediction time. Defaults to true for `pix2pix` and `unet`,
+    false for `gorriz` (the BBC code predicted in inference mode).
+    """
+
+    prefix: ClassVar[str] = "evaluation"
+
+    colours: str = choice("displayed", choices.EVALUATION_COLOURS)
+    generator_training_mode: bool | None = None
+
+
+@dataclasses.dataclass
 class Config(Section):
     """A whole experiment: `data`, `model`, `loss`, `train`, `output_dir`, `seed`."""
 
@@ -266,11 +300,14 @@ class Config(Section):
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     # The file this config came from; not part of the schema.
     source: str | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def check(self):
         model, loss = self.model, self.loss
+        if self.evaluation.generator_training_mode is None:
+            self.evaluation.generator_training_mode = model.generator in ("pix2pix", "unet")
         if model.discriminator != "none" and loss.adversarial == "none":
             raise ConfigError(
                 f"is 'none' but model.discriminator is {model.discriminator!r}; choose 'lsgan' or 'bce'",

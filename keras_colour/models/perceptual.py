@@ -17,6 +17,7 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_colour.choices import FEATURE_INPUTS, check_choice
 from keras_colour.errors import FeatureWeightsError
 from keras_colour.models.registry import BACKBONES, lookup, register_backbone
 
@@ -118,8 +119,16 @@ class FeatureReconstruction:
     """
 
     def __init__(
-        self, backbone="vgg16", layers=("block3_conv3",), weights="imagenet", allow_random_weights=False, image_size=256
+        self,
+        backbone="vgg16",
+        layers=("block3_conv3",),
+        weights="imagenet",
+        allow_random_weights=False,
+        image_size=256,
+        input="imagenet",
     ):
+        check_choice("feature input", input, FEATURE_INPUTS)
+        self.input = input
         build = lookup(BACKBONES, backbone, "feature backbone")
         if allow_random_weights and weights in ("none", "random"):
             logger.warning(
@@ -140,7 +149,9 @@ class FeatureReconstruction:
 
     def features(self, rgb):
         """RGB in [0, 1] -> list of activations (the backbone's preprocessing inside the graph)."""
-        x = self.preprocess(tf.cast(rgb, tf.float32) * 255.0)
+        x = tf.cast(rgb, tf.float32)
+        if self.input == "imagenet":
+            x = self.preprocess(x * 255.0)
         out = self.model(x, training=False)
         return out if isinstance(out, (list, tuple)) else [out]
 
