@@ -80,4 +80,4 @@ def test_histogram_bins_like_bbc_code(rng):
     assert len(h.a) == 219 and h.centres[0] == -109.5
     assert h.a.sum() == 3 and h.b.sum() == 4  # values outside [-110, 109] fall outside the bins
     assert h.a[0] == 1 and h.a[-1] == 1 and h.a[110] == 1
-    assert h.b[110] == 2 and h.b[109] == 1
+    assert h.b[110] == 3 and h.b[109] == 1
