@@ -25,6 +25,8 @@
   (population standard deviations), per image, averaged over images.
 """
 
+import warnings
+
 import numpy as np
 import skimage.color
 import tensorflow as tf
@@ -127,7 +129,9 @@ def displayed(lab):
 
     skimage's `lab2rgb` clips to the sRGB gamut; `np.uint8(rgb * 255)` truncates, as the BBC decoder did.
     """
-    rgb8 = np.uint8(skimage.color.lab2rgb(np.asarray(lab, np.float64)) * 255)
+    with warnings.catch_warnings():  # "negative Z values clipped": the gamut clipping meant here
+        warnings.simplefilter("ignore", UserWarning)
+        rgb8 = np.uint8(skimage.color.lab2rgb(np.asarray(lab, np.float64)) * 255)
     return rgb8, skimage.color.rgb2lab(rgb8)
 
 
