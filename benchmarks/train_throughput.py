@@ -2,9 +2,12 @@
 
 Prints images per second of one `ColourGAN` training step (generator + discriminator updates) for U-Net
 (L1), pix2pix, Gorriz with 3 discriminators (IBN + spectral norm) and Gorriz + VGG16 block3_conv3, with XLA
-off and on, and on a GPU also with mixed precision (mixed_float16).
+off and on, on a GPU also with mixed precision (mixed_float16), and under each update protocol
+(`simultaneous`, and `bbc`: the BBC loop, with a separate discriminator step per scale on real and on fake
+batches and an extra inference-mode generator pass); the `bbc / simultaneous` ratio is printed per row.
 
     python benchmarks/train_throughput.py [--size 256] [--batch 4] [--steps 5] [--families gorriz3 ...]
+        [--protocols simultaneous bbc]
 
 The VGG16 head uses random weights here (same speed as ImageNet weights, which need a download).
 """
@@ -49,9 +52,9 @@ class _Timer(keras.callbacks.Callback):
         self.elapsed = time.perf_counter() - self.start
 
 
-def measure(family, size, batch, steps, jit, precision):
+def measure(family, size, batch, steps, jit, precision, protocol="simultaneous"):
     overrides = {**FAMILIES[family], "data.image_size": size, "data.batch_size": batch, "train.jit_compile": jit,
-                 "train.mixed_precision": precision}  # fmt: skip
+                 "train.mixed_precision": precision, "train.protocol": protocol}  # fmt: skip
     config = config_from_dict({}, overrides=[f"{k}={v}" for k, v in overrides.items()])
     keras.utils.set_random_seed(0)
     trainer = keras_colour.build_trainer(config)
@@ -79,18 +82,25 @@ def main():
         choices=("none", "mixed_float16", "mixed_bfloat16"),
         help="dtype policies to time (default: none, plus mixed_float16 on a GPU)",
     )
+    parser.add_argument("--protocols", nargs="+", default=["simultaneous"], choices=("simultaneous", "bbc"))
     args = parser.parse_args()
     gpu = bool(tf.config.list_physical_devices("GPU"))
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; GPU: {gpu}; CPU cores: {os.cpu_count()}; "
           f"size {args.size}, batch {args.batch}, {args.steps} timed steps")  # fmt: skip
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.xla]
     precisions = args.precisions or (["none", "mixed_float16"] if gpu else ["none"])
-    print(f"{'family':16s} {'XLA':5s} {'precision':14s} {'images/s':>10s}")
+    print(f"{'family':16s} {'XLA':5s} {'precision':14s} {'protocol':13s} {'images/s':>10s}")
     for family in args.families:
         for jit in jits:
             for precision in precisions:
-                ips = measure(family, args.size, args.batch, args.steps, jit, precision)
-                print(f"{family:16s} {str(jit):5s} {precision:14s} {ips:10.2f}", flush=True)
+                speeds = {}
+                for protocol in args.protocols:
+                    speeds[protocol] = measure(family, args.size, args.batch, args.steps, jit, precision, protocol)
+                    extra = ""
+                    if protocol == "bbc" and "simultaneous" in speeds:
+                        extra = f"   bbc step costs {speeds['simultaneous'] / speeds['bbc']:.2f}x simultaneous"
+                    print(f"{family:16s} {str(jit):5s} {precision:14s} {protocol:13s} {speeds[protocol]:10.2f}{extra}",
+                          flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

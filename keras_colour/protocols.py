@@ -20,6 +20,15 @@ import tensorflow as tf
 from keras_colour import choices
 
 
+def scaled_total(optimizer, terms):
+    """The sum of `terms` as the optimiser should differentiate it: per replica, loss-scaled (float16)."""
+    return optimizer.scale_loss(tf.add_n(list(terms)) / tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+def apply_gradients(optimizer, tape, scaled_loss, variables):
+    optimizer.apply(tape.gradient(scaled_loss, variables), variables)
+
+
 class Simultaneous:
     """Generator and discriminator steps from one shared training-mode forward pass."""
 
@@ -31,14 +40,14 @@ class Simultaneous:
             outputs, fake_ab = gan.generate(batch, training=True)
             fake_judgement = gan.judge(batch, fake_ab, training=True)
             g_terms = gan.generator_terms(batch, outputs, fake_ab, fake_judgement)
-            g_scaled = gan.scaled_total(gan.g_optimizer, g_terms.values())
+            g_scaled = scaled_total(gan.g_optimizer, g_terms.values())
             d_terms = []
             if fake_judgement is not None:
                 d_terms = gan.adversarial_loss.discriminator(gan.judge(batch, batch.ab, training=True), fake_judgement)
-                d_scaled = gan.scaled_total(gan.d_optimizer, d_terms)
-        gan.apply(gan.g_optimizer, g_tape, g_scaled, gan.generator.trainable_variables)
+                d_scaled = scaled_total(gan.d_optimizer, d_terms)
+        apply_gradients(gan.g_optimizer, g_tape, g_scaled, gan.generator.trainable_variables)
         if d_terms:
-            gan.apply(gan.d_optimizer, d_tape, d_scaled, gan.discriminator.trainable_variables)
+            apply_gradients(gan.d_optimizer, d_tape, d_scaled, gan.discriminator.trainable_variables)
         return g_terms, d_terms
 
 
@@ -62,8 +71,8 @@ class BBC:
     def _discriminator_step(self, gan, scale, batch, ab, target):
         with tf.GradientTape() as tape:
             loss = gan.adversarial_loss.against(scale([batch.lightness, ab], training=True), target)
-            scaled = gan.scaled_total(gan.d_optimizer, [loss])
-        gan.apply(gan.d_optimizer, tape, scaled, scale.trainable_variables)
+            scaled = scaled_total(gan.d_optimizer, [loss])
+        apply_gradients(gan.d_optimizer, tape, scaled, scale.trainable_variables)
         return loss
 
     def train_step(self, gan, batch):
@@ -78,8 +87,8 @@ class BBC:
         with tf.GradientTape() as tape:
             outputs, fake_ab = gan.generate(batch, training=True)
             g_terms = gan.generator_terms(batch, outputs, fake_ab, gan.judge(batch, fake_ab, training=True))
-            scaled = gan.scaled_total(gan.g_optimizer, g_terms.values())
-        gan.apply(gan.g_optimizer, tape, scaled, gan.generator.trainable_variables)
+            scaled = scaled_total(gan.g_optimizer, g_terms.values())
+        apply_gradients(gan.g_optimizer, tape, scaled, gan.generator.trainable_variables)
         return g_terms, d_terms
 
 

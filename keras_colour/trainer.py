@@ -44,11 +44,9 @@ class ColourGAN(keras.Model):
         `weights` maps `colour`, `adversarial` and `feature` to their weights (100, 1, 1e-5).
         """
         super().compile(**kwargs)
-        if (self.discriminator is None) != (adversarial_loss is None) or (self.discriminator is None) != (
-            d_optimizer is None
-        ):
+        if {self.discriminator is None, adversarial_loss is None, d_optimizer is None} != {self.discriminator is None}:
             raise ValueError(
-                "A discriminator needs both `adversarial_loss` and `d_optimizer`, and neither goes without one."
+                "A discriminator needs `adversarial_loss` and `d_optimizer`, and neither goes without one."
             )
         self.g_optimizer, self.d_optimizer, self.layout, self.head = g_optimizer, d_optimizer, layout, head
         self.colour_loss, self.adversarial_loss, self.feature_loss = colour_loss, adversarial_loss, feature_loss
@@ -57,11 +55,7 @@ class ColourGAN(keras.Model):
             {"colour": 100.0, "adversarial": 1.0, "feature": 1e-5, **(weights or {})},
         )
         protocol.bind(self)
-        names = ["g_loss", "g_colour"] + ["g_adversarial"] * bool(adversarial_loss) + list(head.extra_terms)
-        names += ["g_feature", "g_feature_ratio"] * bool(feature_loss)
-        if self.discriminator is not None:
-            scales = len(self.discriminator.outputs)
-            names += ["d_loss"] + [f"d_loss_s{i + 1}" for i in range(scales)] * (scales > 1)
+        names = tracker_names(head, self.discriminator, feature_loss is not None)
         self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
 
     @property
@@ -90,13 +84,6 @@ class ColourGAN(keras.Model):
             terms["g_feature"] = self.term_weights["feature"] * tf.reduce_mean(self.feature_loss(real_rgb, fake_rgb))
         return {**{name: value * self.colour_terms_gate for name, value in terms.items()}, **extra}
 
-    def scaled_total(self, optimizer, terms):
-        """The sum of `terms` as the optimiser should differentiate it (per replica, loss-scaled)."""
-        return optimizer.scale_loss(tf.add_n(list(terms)) / tf.distribute.get_strategy().num_replicas_in_sync)
-
-    def apply(self, optimizer, tape, scaled_loss, variables):
-        optimizer.apply(tape.gradient(scaled_loss, variables), variables)
-
     def record(self, g_terms, d_terms):
         values = {"g_loss": tf.add_n(list(g_terms.values())), **g_terms}
         if "g_feature" in g_terms:
@@ -124,6 +111,16 @@ class ColourGAN(keras.Model):
 
     def predict_step(self, data):
         return self.generate(self.layout.unpack(data), training=False)[1]
+
+
+def tracker_names(head, discriminator, feature):
+    """The loss terms `ColourGAN` reports: generator terms, then the discriminator's (per scale if several)."""
+    names = ["g_loss", "g_colour"] + ["g_adversarial"] * (discriminator is not None) + list(head.extra_terms)
+    names += ["g_feature", "g_feature_ratio"] * feature
+    if discriminator is not None:
+        scales = len(discriminator.outputs)
+        names += ["d_loss"] + [f"d_loss_s{i + 1}" for i in range(scales)] * (scales > 1)
+    return names
 
 
 @contextlib.contextmanager

@@ -322,6 +322,12 @@ def test_mirrored_strategy_matches_one_device():
     assert out["update_diff"] < 1e-3 * out["largest_update"]
 
 
+def _cpu_seconds(pid):
+    """User + system CPU time of a process, from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume(tmp_path, demo_cache):
     import json
@@ -349,7 +355,10 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, demo_cache):
         if proc.poll() is not None:
             pytest.fail("training ended before it could be killed: " + proc.stdout.read().decode()[-2000:])
         time.sleep(0.02)
-    time.sleep(0.3)  # well inside epoch 2
+    # Kill once the process has done real work in epoch 2 (CPU time, not a fixed wall-clock wait).
+    start = _cpu_seconds(proc.pid)
+    while _cpu_seconds(proc.pid) < start + 0.3 and proc.poll() is None:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert json.loads(state.read_text())["completed_epochs"] == 1, "the kill came too late to be mid-epoch"
@@ -371,3 +380,67 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, demo_cache):
     # A finished run is not overwritten silently.
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert again.returncode == 2 and "already holds a finished run" in again.stderr
+
+
+def test_fast_upsampling_off_trains_to_the_same_weights_through_fit():
+    lightness, ab = fixed_batch()
+    data = tf.data.Dataset.from_tensors((lightness, ab)).repeat(2)
+    weights = []
+    for fast in (True, False):
+        keras.utils.set_random_seed(5)
+        trainer = keras_colour.build_trainer(family_config("gorriz3", **{"train.fast_upsampling": fast}))
+        assert (trainer.training_generator is trainer.generator) == (not fast)
+        # SGD: the update is linear in the gradient, so equal functions give equal weights.
+        trainer.g_optimizer, trainer.d_optimizer = keras.optimizers.SGD(0.01), keras.optimizers.SGD(0.01)
+        history = trainer.fit(data, epochs=1, verbose=0).history
+        assert np.isfinite(history["g_loss"][0])
+        weights.append(trainer.generator.get_weights())
+    scale = max(float(np.max(np.abs(w))) for w in weights[1])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, atol=1e-4 * scale)
+
+
+DETERMINISTIC = """
+import json, sys, numpy as np, keras
+from keras_colour.config import load_config
+from keras_colour.experiment import train
+from keras_colour.run_folder import RunFolder
+sys.path.insert(0, 'tests')
+from helpers import tiny_overrides
+out = sys.argv[1]
+config = load_config('experiments/quickstart.yaml', tiny_overrides(**{'output_dir': out, 'train.deterministic': True,
+                     'train.steps_per_epoch': 3, 'train.sample_images': 0}))
+train(config)
+g = RunFolder(out).load_generator()
+print(json.dumps(float(sum(np.sum(np.abs(w.astype(np.float64))) for w in g.get_weights()))))
+np.savez(out + '/weights.npz', *g.get_weights())
+"""
+
+
+@pytest.mark.slow
+def test_deterministic_runs_repeat_bit_for_bit(tmp_path, demo_cache):
+    outs = []
+    for name in ("a", "b"):
+        result = subprocess.run(
+            [sys.executable, "-c", DETERMINISTIC, str(tmp_path / name)],
+            capture_output=True, text=True, cwd=ROOT, timeout=600,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_COLOUR_CACHE=demo_cache),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        outs.append(np.load(tmp_path / name / "weights.npz"))
+    for key in outs[0].files:
+        np.testing.assert_array_equal(outs[0][key], outs[1][key])
+
+
+@pytest.mark.slow
+def test_eval_max_images_evaluates_exactly_that_many(tmp_path, demo_cache):
+    import json
+
+    from keras_colour.config import load_config
+    from keras_colour.experiment import evaluate_run, train
+
+    overrides = tiny_overrides(**{"output_dir": str(tmp_path / "run"), "train.eval_max_images": 3})
+    train(load_config(os.path.join(ROOT, "experiments", "quickstart.yaml"), overrides))
+    assert evaluate_run(str(tmp_path / "run"))["images"] == 3
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["images"] == 3
+    assert evaluate_run(str(tmp_path / "run"), max_images=5)["images"] == 5
