@@ -19,6 +19,10 @@ class Batch:
     ab: tf.Tensor
     mask: tf.Tensor = None
 
+    def first(self, count):
+        """The first `count` images of the batch."""
+        return Batch(self.lightness[:count], self.ab[:count], None if self.mask is None else self.mask[:count])
+
 
 @dataclasses.dataclass(frozen=True)
 class BatchLayout:

@@ -4,6 +4,7 @@ import logging
 import math
 
 import keras
+import numpy as np
 
 from keras_colour import figures
 from keras_colour.checkpoint import export_generator
@@ -11,8 +12,24 @@ from keras_colour.checkpoint import export_generator
 logger = logging.getLogger(__name__)
 
 
+def non_finite(logs):
+    """The first `(name, value)` in `logs` that is NaN or infinite, or None."""
+    for name, value in (logs or {}).items():
+        if not math.isfinite(float(value)):
+            return name, float(value)
+    return None
+
+
+def weights_finite(model):
+    return all(np.isfinite(w).all() for w in model.get_weights())
+
+
 class StopOnNonFinite(keras.callbacks.Callback):
-    """Stops training at the first NaN or infinite loss, naming the term and the step."""
+    """Stops training at the first NaN or infinite loss (training or validation), naming the term and step.
+
+    `message` says what happened; `EpochCheckpoint` saves nothing of an epoch that went non-finite, so the
+    last good checkpoint stays the latest.
+    """
 
     def __init__(self):
         super().__init__()
@@ -22,20 +39,31 @@ class StopOnNonFinite(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
+    def _stop(self, name, value, where):
+        self.message = (
+            f"loss term {name!r} became {value} at epoch {self.epoch + 1}{where}. Training stopped; the last "
+            "completed epoch's checkpoint is intact. Try a lower learning rate, mixed_precision: none, "
+            "or check the data"
+        )
+        self.model.stop_training = True
+
     def on_train_batch_end(self, batch, logs=None):
-        for name, value in (logs or {}).items():
-            if not math.isfinite(float(value)):
-                self.message = (
-                    f"Loss term {name!r} became {float(value)} at epoch {self.epoch + 1}, step {batch + 1}. "
-                    "Training stopped; the last completed epoch's checkpoint is intact. Try a lower learning rate, "
-                    "mixed_precision: none, or check the input data."
-                )
-                self.model.stop_training = True
-                return
+        bad = non_finite(logs)
+        if bad and self.message is None:
+            self._stop(*bad, f", step {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = non_finite(logs)
+        if bad and self.message is None:
+            self._stop(*bad, " (validation)" if bad[0].startswith("val_") else "")
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves the training state, exports the generator and records progress after every epoch.
+
+    Put it after the callbacks that write the epoch's history row and sample grid: a kill between them and
+    this one leaves those ahead of the checkpoint, which `RunFolder.align_to_checkpoint` trims on resume.
+    An epoch with a non-finite loss or weight is not saved.
 
     Args:
         checkpoint: `TrainingCheckpoint`.
@@ -48,9 +76,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.checkpoint, self.run, self.total_epochs = checkpoint, run, total_epochs
 
     def on_epoch_end(self, epoch, logs=None):
+        generator = self.checkpoint.trainer.generator
+        if non_finite(logs) or not weights_finite(generator):
+            logger.error("Epoch %d ended with non-finite losses or weights: it is not saved.", epoch + 1)
+            self.model.stop_training = True
+            return
         completed = epoch + 1
         self.checkpoint.save(completed)
-        export_generator(self.checkpoint.trainer.generator, self.run.generator_path)
+        export_generator(generator, self.run.generator_path)
         self.run.write_state(completed, self.total_epochs)
 
 

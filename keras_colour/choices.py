@@ -9,6 +9,8 @@ DATA_KINDS = ("demo", "folder", "list", "voc")
 RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area")
 
 GENERATORS = ("gorriz", "pix2pix", "unet")
+# Down blocks of each generator unless `model.num_downsamples` says otherwise (2x2 / 1x1 bottleneck at 256).
+GENERATOR_DEPTHS = {"gorriz": 7, "pix2pix": 8, "unet": 8}
 DISCRIMINATORS = ("patchgan", "multiscale")
 NORMS = ("bn", "in", "ibn", "none")
 INSTANCE_NORM_MODES = ("channel", "sample")

@@ -1,19 +1,60 @@
-"""`keras-colour` command line: train, evaluate, colourise, demo, check."""
+"""keras-colour: GAN colourisation (Gorriz et al. 2019, pix2pix, U-Net, feature reconstruction loss) in Keras 3.
+
+Commands: train, evaluate, colourise, demo, check. Run `keras-colour COMMAND --help` for each one's options.
+"""
 
 import argparse
 import logging
 import os
 import sys
+import warnings
+
+EPILOG = """\
+Config keys: every key, its type and default is in keras_colour/config/schema.py; docs/fidelity.md explains the
+BBC-fidelity options. A smoke run of a thesis config on small data, for example:
+  keras-colour train experiments/gorriz.yaml --set data.image_size=64 --set model.num_downsamples=5 \\
+      --set train.epochs=1 --set data.test_per_class=2 --set output_dir=runs/smoke
+The demo dataset (skimage's photographs, no download) is cached in $KERAS_COLOUR_CACHE or ~/.cache/keras_colour.
+Notebooks: pip install -e ".[notebooks]" and open notebooks/ in Jupyter after the quick-start run.
+"""
 
 
-def _quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with its C++ start-up lines (absl, oneDNN, CUDA probes) sent to /dev/null."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf  # noqa: PLC0415
+
+        tf.config.list_physical_devices()  # probes (and complains about) CUDA here, silenced
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    tf.get_logger().setLevel("ERROR")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # "Sharding callback duration" at every checkpoint
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
+
+
+def _interrupted(config_path, overrides):
+    from keras_colour.config import load_config
+    from keras_colour.run_folder import RunFolder
+
+    state = RunFolder(load_config(config_path, overrides).output_dir).read_state() or {}
+    done = state.get("completed_epochs", 0)
+    return f"interrupted after epoch {done}; continue with --resume" if done else "interrupted before any epoch ended"
 
 
 def _train(args):
     from keras_colour.experiment import run
 
-    results = run(args.config, args.set, stage=args.stage, resume=args.resume, overwrite=args.overwrite)
+    try:
+        results = run(args.config, args.set, stage=args.stage, resume=args.resume, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        print(f"keras-colour: {_interrupted(args.config, args.set)}", file=sys.stderr)
+        return 130
     if results:
         print("metrics:", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in results.items()})
     return 0
@@ -30,11 +71,9 @@ def _evaluate(args):
 
 
 def _colourise(args):
-    import keras
+    from keras_colour.colourise import colourise_paths, load_generator
 
-    from keras_colour.colourise import colourise_paths
-
-    model = keras.models.load_model(args.model, compile=False)
+    model = load_generator(args.model)
     written, skipped = colourise_paths(
         model, args.inputs, args.output, batch_size=args.batch_size, png_compression=args.png_compression
     )
@@ -64,6 +103,13 @@ def describe(config):
     )
 
 
+def _feature_weights_problem(config):
+    feature = config.loss.feature
+    if feature is None or feature.weights in ("imagenet", "none", "random") or os.path.isfile(feature.weights):
+        return None
+    return f"`loss.feature.weights`: file not found: {feature.weights!r}"
+
+
 def _check(args):
     from keras_colour.config import ConfigError, load_config
 
@@ -71,6 +117,10 @@ def _check(args):
     for path in args.configs:
         try:
             config = load_config(path, args.set)
+            config.check_paths()
+            problem = _feature_weights_problem(config)
+            if problem:
+                raise ConfigError(problem, source=path)
         except ConfigError as e:
             print(f"keras-colour: error: {e}", file=sys.stderr)
             failed += 1
@@ -81,32 +131,53 @@ def _check(args):
     return 1 if failed else 0
 
 
+def _overrides(p):
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (repeat for several), e.g. --set train.epochs=3 --set data.image_size=64; "
+        "the value is read as YAML; keys are listed in keras_colour/config/schema.py",
+    )
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="keras-colour", description=__doc__)
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from keras_colour import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="keras-colour", description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"keras-colour {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="also show TensorFlow's own start-up and logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train (and evaluate) one experiment from a YAML file")
-    p.add_argument("config")
+    p.add_argument("config", help="experiment YAML, e.g. experiments/quickstart.yaml")
+    _overrides(p)
     p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=3"
+        "--stage",
+        choices=("train", "evaluate", "all"),
+        default="all",
+        help="train only, evaluate an existing run only, or both (default)",
     )
-    p.add_argument("--stage", choices=("train", "evaluate", "all"), default="all")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="delete an existing run folder first")
-    p.set_defaults(fn=_train)
+    p.add_argument("--overwrite", action="store_true", help="delete the run in output_dir first (only a run folder)")
+    p.set_defaults(fn=_train, needs_tensorflow=True)
 
     p = sub.add_parser("evaluate", help="evaluate runs and write a comparison table and histogram figure")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--output", required=True)
-    p.add_argument("--max-images", type=int, default=None)
-    p.set_defaults(fn=_evaluate)
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (each with config.yaml and generator.keras)")
+    p.add_argument("--output", required=True, help="folder for comparison.md, comparison.csv and histograms.png")
+    p.add_argument("--max-images", type=int, default=None, help="evaluate at most this many test images per run")
+    p.set_defaults(fn=_evaluate, needs_tensorflow=True)
 
     p = sub.add_parser("colourise", help="colourise image files or folders with a generator.keras")
-    p.add_argument("--model", required=True)
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
-    p.add_argument("--output", required=True)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--model", required=True, help="a generator.keras saved by a run")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
+    p.add_argument("--output", required=True, help="folder for the PNGs (inputs are never overwritten)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument(
         "--png-compression",
         type=int,
@@ -115,34 +186,36 @@ def build_parser():
         metavar="0-9",
         help="zlib level of the PNGs (default 1: fast)",
     )
-    p.set_defaults(fn=_colourise)
+    p.set_defaults(fn=_colourise, needs_tensorflow=True)
 
-    p = sub.add_parser("demo", help="build the built-in demo dataset and summarise its pipeline")
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.set_defaults(fn=_demo)
+    p = sub.add_parser("demo", help="build the built-in demo dataset (skimage photographs) and summarise its pipeline")
+    p.add_argument("--image-size", type=int, default=64, help="crop size in pixels (default 64)")
+    p.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
+    p.set_defaults(fn=_demo, needs_tensorflow=True)
 
-    p = sub.add_parser("check", help="load and validate config files")
-    p.add_argument("configs", nargs="+")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.set_defaults(fn=_check)
+    p = sub.add_parser("check", help="validate config files (all of them) and print what each resolves to")
+    p.add_argument("configs", nargs="+", metavar="CONFIG", help="experiment YAML files")
+    _overrides(p)
+    p.set_defaults(fn=_check, needs_tensorflow=False)
     return parser
 
 
 def main(argv=None):
-    _quiet_tensorflow()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    from keras_colour.config import ConfigError
-    from keras_colour.errors import FeatureWeightsError, NonFiniteLossError, RunExistsError
+    level = logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from keras_colour.errors import UserError
 
     try:
+        if args.needs_tensorflow and not args.verbose:
+            _import_tensorflow_quietly()
         return args.fn(args)
-    except (ConfigError, RunExistsError, NonFiniteLossError, FeatureWeightsError, FileNotFoundError) as e:
+    except (UserError, FileNotFoundError) as e:
         print(f"keras-colour: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("keras-colour: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

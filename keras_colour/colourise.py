@@ -12,33 +12,88 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import keras
+import numpy as np
 import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
 from keras_colour import colour
-from keras_colour.data.images import decode_to_rgb8, is_image_file
+from keras_colour.data.images import decode_to_rgb8, walk_images
+from keras_colour.errors import ModelFileError, UserError
 from keras_colour.heads import predict_ab
+from keras_colour.io_utils import atomic_path
 
 logger = logging.getLogger(__name__)
 
 
+class ColouriseError(UserError, ValueError):
+    """colourise cannot go ahead without losing or overwriting a file; nothing was written."""
+
+
 def collect_inputs(inputs):
-    """Expands files and folders (recursively) into `(path, relative output stem)` pairs."""
+    """Expands files and folders (recursively, each real file once) into `(path, relative output stem)` pairs."""
     items = []
     for given in inputs:
         if os.path.isdir(given):
-            for dirpath, dirnames, filenames in os.walk(given):
-                dirnames.sort()
-                for name in sorted(filenames):
-                    if is_image_file(name):
-                        path = os.path.join(dirpath, name)
-                        items.append((path, os.path.splitext(os.path.relpath(path, given))[0]))
+            items += [(path, os.path.splitext(rel)[0]) for path, rel in walk_images(given)]
         elif os.path.isfile(given):
             items.append((given, os.path.splitext(os.path.basename(given))[0]))
         else:
             raise FileNotFoundError(f"Input not found: {given!r}")
     return items
+
+
+def plan_outputs(items, output_dir):
+    """`[(input, output PNG)]`, checked before anything is written.
+
+    Inputs whose stems collide (`a.jpg` and `a.png`) get their extension in the name (`a_jpg.png`, `a_png.png`),
+    with a warning. Raises `ColouriseError` if an output would replace any input file.
+    """
+    output_dir = os.path.abspath(output_dir)
+    by_stem = {}
+    for path, stem in items:
+        by_stem.setdefault(stem, []).append(path)
+    plan = []
+    for path, stem in items:
+        if len(by_stem[stem]) > 1:
+            stem = f"{stem}_{os.path.splitext(path)[1].lstrip('.').lower()}"
+        plan.append((path, os.path.join(output_dir, stem + ".png")))
+    renamed = sorted(stem for stem, paths in by_stem.items() if len(paths) > 1)
+    if renamed:
+        logger.warning("Inputs share a name (%s): their outputs get the extension added (a.jpg -> a_jpg.png)", renamed)
+    targets = [os.path.realpath(t) for _, t in plan]
+    if len(set(targets)) != len(targets):
+        raise ColouriseError("two inputs would be written to the same output file; rename one of them")
+    inputs = {os.path.realpath(p) for p, _ in items}
+    for (_, target), real in zip(plan, targets):
+        if real in inputs:
+            raise ColouriseError(
+                f"the output {target!r} would overwrite an input image; choose another --output folder"
+            )
+    return plan
+
+
+def load_generator(path):
+    """Loads a generator for colourise, with a clear `ModelFileError` for a file it cannot use."""
+    if not os.path.exists(path):
+        raise ModelFileError(f"model file not found: {path!r}")
+    if not path.endswith(".keras") or not os.path.isfile(path):
+        raise ModelFileError(f"{path!r} is not a .keras model file: give the generator.keras of a run")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises several types for a broken or foreign archive
+        raise ModelFileError(f"could not load {path!r} as a Keras model ({type(e).__name__}: {e})") from None
+    inputs = model.inputs
+    if len(inputs) != 1 or inputs[0].shape[-1] != 1:
+        shapes = [tuple(i.shape) for i in inputs]
+        raise ModelFileError(
+            f"{path!r} takes inputs {shapes}; colourise needs a generator from one L channel (None, H, W, 1)"
+        )
+    output = model.output
+    if isinstance(output, (list, tuple)) or (isinstance(output, dict) and "ab" not in output):
+        raise ModelFileError(f"{path!r} has several outputs and none named 'ab': it is not a colourisation generator")
+    return model
 
 
 def model_image_size(model):
@@ -119,38 +174,43 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
     items = collect_inputs(inputs)
     if not items:
         raise ValueError(f"No image files found in {list(inputs)}")
-    output_dir = os.path.abspath(output_dir)
+    plan = plan_outputs(items, output_dir)
     written, skipped, pending = [], [], []
-    bar = tqdm(total=len(items), desc="colourise", unit="img", disable=not progress)
+    bar = tqdm(total=len(plan), desc="colourise", unit="img", disable=not progress)
     writer = ThreadPoolExecutor(max_workers=1)
 
-    def save(array, target):
-        Image.fromarray(array).save(target, compress_level=png_compression)
+    def save(array, alpha, target):
+        image = Image.fromarray(array) if alpha is None else Image.fromarray(np.dstack([array, alpha]), "RGBA")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with atomic_path(target) as tmp:
+            image.save(tmp, format="PNG", compress_level=png_compression)
         bar.update(1)
 
-    for start in range(0, len(items), batch_size):
+    for start in range(0, len(plan), batch_size):
         chunk = []
-        for path, stem in items[start : start + batch_size]:
+        for path, target in plan[start : start + batch_size]:
             try:
-                chunk.append((path, stem, decode_to_rgb8(path)))
+                chunk.append((target, *decode_to_rgb8(path, with_alpha=True)))
             except Exception as e:
                 logger.warning("Skipping %s: not a decodable image (%s)", path, e)
                 skipped.append(path)
                 bar.update(1)
         if not chunk:
             continue
-        rgbs = [tf.image.convert_image_dtype(tf.convert_to_tensor(a), tf.float32) for _, _, a in chunk]
-        for (path, stem, _), rgb, ab in zip(chunk, rgbs, _predict_ab(model, rgbs)):
-            target = os.path.join(output_dir, stem + ".png")
-            if os.path.exists(path) and os.path.exists(target) and os.path.samefile(path, target):
-                raise ValueError(f"Refusing to overwrite the input {path!r}; choose another --output folder.")
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            pending.append(writer.submit(save, colour.to_uint8(_compose(rgb, ab)), target))
+        rgbs = [tf.image.convert_image_dtype(tf.convert_to_tensor(rgb), tf.float32) for _, rgb, _ in chunk]
+        for (target, _, alpha), rgb, ab in zip(chunk, rgbs, _predict_ab(model, rgbs)):
+            pending.append(writer.submit(save, colour.to_uint8(_compose(rgb, ab)), alpha, target))
             written.append(target)
-    for future in pending:
-        future.result()  # re-raises a failed write
+    failed = []
+    for target, future in zip(written, pending):
+        try:
+            future.result()
+        except OSError as e:
+            failed.append(f"{target} ({e.strerror or e})")
     writer.shutdown()
     bar.close()
     if skipped:
         logger.warning("%d file(s) could not be read and were skipped: %s", len(skipped), ", ".join(skipped))
+    if failed:
+        raise OSError(f"could not write {len(failed)} output file(s): {'; '.join(failed[:3])}")
     return written, skipped

@@ -46,9 +46,8 @@ def evaluate_generator(generator, dataset, max_images=None, layout=None, colours
         if max_images is not None and n >= max_images:
             break
         batch = layout.unpack(data)
-        if max_images is not None and n + len(batch.lightness) > max_images:  # exactly max_images in all
-            keep = max_images - n
-            batch = type(batch)(batch.lightness[:keep], batch.ab[:keep], None if batch.mask is None else batch.mask[:keep])
+        if max_images is not None:  # exactly max_images in all
+            batch = batch.first(max_images - n)
         fake_ab = head.ab(generator(batch.lightness, training=training_mode), batch.mask)
         real8, real_lab = _measured_colours(
             colour.denormalize_lab(tf.concat([batch.lightness, batch.ab], -1)).numpy(), colours

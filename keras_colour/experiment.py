@@ -11,7 +11,7 @@ from keras_colour import figures
 from keras_colour.batch import BatchLayout
 from keras_colour.checkpoint import TrainingCheckpoint
 from keras_colour.config import ConfigError, load_config
-from keras_colour.data import build_datasets, make_dataset, resolve_files
+from keras_colour.data import build_datasets, check_decodable, make_dataset, resolve_files
 from keras_colour.errors import NonFiniteLossError, RunExistsError
 from keras_colour.evaluation import evaluate_generator, load_histograms, save_histograms, write_comparison
 from keras_colour.run_folder import RunFolder
@@ -35,53 +35,62 @@ def _sample_batch(data, layout, count):
 def train(config, resume=False, overwrite=False):
     """Trains the experiment `config` describes; returns the Keras `History` (None if already finished).
 
-    With `resume=True` the latest checkpoint in the run folder is restored and training continues from
-    the epoch after the last completed one.
+    Data and networks are checked before the run folder is touched. With `resume=True` the latest checkpoint
+    is restored and training continues from the epoch after the last completed one; the learning rates of the
+    config take effect.
     """
     config.check_paths()
     run = RunFolder(config.output_dir)
-    run.prepare(config, resume, overwrite)
+    run.check_apart_from_data(config)
     configure_runtime(config)
     strategy = get_strategy(config.train.distribute)
     # The training pipeline repeats and epochs are counted in steps, so a file skipped as undecodable
     # never ends an epoch early.
     data = build_datasets(config, global_batch_size=config.data.batch_size, repeat_train=True)
+    check_decodable(data.train, data.train_paths, data.skip_log, "training", config.data.batch_size)
+    if data.test is not None:
+        check_decodable(data.test, data.test_paths, data.skip_log, "test", config.data.batch_size)
     logger.info("Data: %s", data.summary())
     trainer = build_trainer(config, strategy, layout=data.layout)
-    ckpt = TrainingCheckpoint(trainer, run.checkpoints)
-    initial_epoch = ckpt.restore() if resume else 0
-    epochs = config.train.epochs
-    if initial_epoch >= epochs:
-        logger.info("Run in %s already finished (%d/%d epochs).", run.path, initial_epoch, epochs)
-        return None
-    stop = cb.StopOnNonFinite()
-    callbacks = [
-        stop,
-        cb.EpochCheckpoint(ckpt, run, total_epochs=epochs),
-        keras.callbacks.CSVLogger(run.history, append=resume and initial_epoch > 0),
-        cb.LossCurves(run),
-        keras.callbacks.TensorBoard(run.logs, write_graph=False, update_freq="epoch"),
-        cb.ReportSkips(data.skip_log),
-    ]
-    if config.train.segmentation_pretrain_epochs:
-        callbacks.append(cb.SegmentationSchedule(config.train.segmentation_pretrain_epochs))
-    validation = None
-    if data.test is not None:
-        if config.train.sample_images:
-            callbacks.append(cb.SampleGrid(_sample_batch(data, data.layout, config.train.sample_images), run))
-        validation = data.test
-        if config.train.eval_max_images:
-            validation = validation.take(max(1, config.train.eval_max_images // config.data.batch_size))
-    history = trainer.fit(
-        data.train,
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=config.train.steps_per_epoch or data.steps_per_epoch,
-        validation_data=validation,
-        callbacks=callbacks,
-        verbose=config.train.verbose,
-        shuffle=False,  # the pipeline shuffles (seeded)
-    )
+    with run.open_for_training(config, resume, overwrite):
+        ckpt = TrainingCheckpoint(trainer, run.checkpoints)
+        initial_epoch = ckpt.restore() if resume else 0
+        trainer.g_optimizer.learning_rate.assign(config.train.g_learning_rate)
+        if trainer.d_optimizer is not None:
+            trainer.d_optimizer.learning_rate.assign(config.train.d_learning_rate)
+        run.align_to_checkpoint(initial_epoch)
+        epochs = config.train.epochs
+        if initial_epoch >= epochs:
+            logger.info("Run in %s already finished (%d/%d epochs).", run.path, initial_epoch, epochs)
+            return None
+        stop = cb.StopOnNonFinite()
+        callbacks = [stop]
+        if config.train.segmentation_pretrain_epochs:
+            callbacks.append(cb.SegmentationSchedule(config.train.segmentation_pretrain_epochs))
+        validation = None
+        if data.test is not None:
+            if config.train.sample_images:
+                callbacks.append(cb.SampleGrid(_sample_batch(data, data.layout, config.train.sample_images), run))
+            validation = data.test
+            if config.train.eval_max_images:
+                validation = validation.take(max(1, config.train.eval_max_images // config.data.batch_size))
+        callbacks += [
+            keras.callbacks.CSVLogger(run.history, append=resume and initial_epoch > 0),
+            cb.LossCurves(run),
+            keras.callbacks.TensorBoard(run.logs, write_graph=False, update_freq="epoch"),
+            cb.ReportSkips(data.skip_log),
+            cb.EpochCheckpoint(ckpt, run, total_epochs=epochs),  # last: history and samples are never behind it
+        ]
+        history = trainer.fit(
+            data.train,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=config.train.steps_per_epoch or data.steps_per_epoch,
+            validation_data=validation,
+            callbacks=callbacks,
+            verbose=config.train.verbose,
+            shuffle=False,  # the pipeline shuffles (seeded)
+        )
     if stop.message:
         raise NonFiniteLossError(stop.message)
     return history

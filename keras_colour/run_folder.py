@@ -1,19 +1,50 @@
-"""The run folder: one module owns its layout on disk.
+"""The run folder: one module owns its layout on disk, and who may write to it.
 
 A run folder holds the resolved `config.yaml`, `state.json` (completed epochs), `checkpoints/` (every
 network, both optimisers, the epoch), `generator.keras`, TensorBoard `logs/`, `history.csv`,
-`loss_curves.png`, `samples/epoch_NNN.png`, `metrics.json`, `histograms.npz` and `histograms.png`.
+`loss_curves.png`, `samples/epoch_NNN.png`, `metrics.json`, `histograms.npz` and `histograms.png`, and
+`.lock` while a process trains into it.
 """
 
+import contextlib
+import csv
+import fcntl
+import glob
+import io
 import json
+import math
 import os
 import shutil
 
 import keras
 
 from keras_colour.config import load_config, save_config
-from keras_colour.errors import RunExistsError
-from keras_colour.io_utils import atomic_write_text
+from keras_colour.errors import ResumeMismatchError, RunExistsError, RunLockedError, UserError
+from keras_colour.io_utils import TEMP_MARK, atomic_write_text
+
+# What `--resume` may change: how long and how fast to train, what to log and how to evaluate. Anything
+# else changes what the checkpoint holds or what the run means.
+RESUMABLE_CHANGES = (
+    "name", "seed", "train.epochs", "train.steps_per_epoch", "train.g_learning_rate", "train.d_learning_rate",
+    "train.verbose", "train.sample_images", "train.eval_max_images", "train.deterministic", "train.jit_compile",
+    "data.train", "data.test", "data.cache", "data.shuffle_buffer", "data.demo_cache_dir", "evaluation.",
+)  # fmt: skip
+
+
+def _flatten(tree, prefix=""):
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _inside(path, folder):
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 class RunFolder:
@@ -40,6 +71,7 @@ class RunFolder:
     metrics = property(lambda self: self._join("metrics.json"))
     histograms = property(lambda self: self._join("histograms.npz"))
     histogram_plot = property(lambda self: self._join("histograms.png"))
+    lock_path = property(lambda self: self._join(".lock"))
 
     def sample_path(self, epoch):
         """The sample grid of 1-based `epoch`."""
@@ -50,7 +82,13 @@ class RunFolder:
 
     @property
     def holds_run(self):
-        return os.path.isfile(self.config_path) or os.path.isdir(self.checkpoints)
+        """True once a run has completed an epoch here (a failed start leaves nothing that counts)."""
+        return os.path.isfile(self.state_path) or os.path.isfile(os.path.join(self.checkpoints, "checkpoint"))
+
+    @property
+    def is_run_folder(self):
+        """True if the folder was made by keras-colour (it has its config.yaml)."""
+        return os.path.isfile(self.config_path)
 
     def load_config(self):
         """The run's resolved config, validated as any config file is."""
@@ -79,10 +117,35 @@ class RunFolder:
         atomic_write_text(self.state_path, json.dumps(state, indent=2))
 
     def write_metrics(self, results):
-        atomic_write_text(self.metrics, json.dumps(results, indent=2))
+        bad = sorted(k for k, v in results.items() if isinstance(v, float) and not math.isfinite(v))
+        if bad:
+            raise UserError(
+                f"evaluating {self.path!r} gave non-finite {', '.join(bad)}: the generator's output is not finite"
+            )
+        atomic_write_text(self.metrics, json.dumps(results, indent=2, allow_nan=False))
 
-    def prepare(self, config, resume=False, overwrite=False):
-        """Creates the folder and writes `config.yaml`; refuses to write over a run unless asked."""
+    # -- writing a run ------------------------------------------------------------------------------------------
+    def check_apart_from_data(self, config):
+        """Refuses an output folder that is, contains or lies inside a data folder of the config."""
+        for key in ("train", "test", "demo_cache_dir"):
+            data = getattr(config.data, key)
+            if data and (_inside(self.path, data) or _inside(data, self.path)):
+                raise UserError(
+                    f"output_dir {self.path!r} overlaps data.{key} {data!r}: outputs would mix with (or, with "
+                    "--overwrite, delete) the images. Set output_dir to a folder outside the data"
+                )
+
+    @contextlib.contextmanager
+    def open_for_training(self, config, resume=False, overwrite=False):
+        """Checks, locks and prepares the folder for `config`; yields while training writes to it.
+
+        Nothing is changed before every check has passed: the folder must be apart from the data, not hold
+        another run (unless `overwrite`, and then only a keras-colour run folder is deleted), not be locked by
+        another process, and on `resume` hold a run of the same architecture.
+        """
+        self.check_apart_from_data(config)
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise UserError(f"output_dir {self.path!r} is a file, not a folder: set output_dir to a folder")
         if self.holds_run and not resume:
             if not overwrite:
                 what = "a finished run" if (self.read_state() or {}).get("finished") else "a run"
@@ -90,6 +153,75 @@ class RunFolder:
                     f"{self.path!r} already holds {what}. Pass --resume to continue it, --overwrite to replace it, "
                     "or set output_dir to a new folder."
                 )
-            shutil.rmtree(self.path)
-        os.makedirs(self.path, exist_ok=True)
-        save_config(config, self.config_path)
+        if overwrite and not resume and os.path.isdir(self.path) and os.listdir(self.path) and not self.is_run_folder:
+            raise UserError(
+                f"--overwrite refuses to delete {self.path!r}: it is not a keras-colour run folder (no config.yaml). "
+                "Delete it yourself or set output_dir to a new folder"
+            )
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            lock = open(self.lock_path, "a+")  # noqa: SIM115 (held for the whole run)
+        except OSError as e:
+            raise UserError(f"cannot write to output_dir {self.path!r}: {e.strerror or e}") from None
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                raise RunLockedError(
+                    f"another keras-colour process (pid {lock.read().strip() or '?'}) is writing to {self.path!r}; "
+                    "wait for it to finish or stop it"
+                ) from None
+            # The OS drops a flock when its process dies, so a lock left by a killed run is simply taken over.
+            lock.seek(0)
+            lock.truncate()
+            lock.write(str(os.getpid()))
+            lock.flush()
+            if resume and self.holds_run:
+                self.check_resume(config)
+            elif overwrite and self.is_run_folder:
+                for entry in os.listdir(self.path):
+                    if entry != ".lock":
+                        target = self._join(entry)
+                        shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+            self.remove_stale_temporaries()
+            save_config(config, self.config_path)
+            yield self
+        finally:
+            lock.close()
+
+    def check_resume(self, config):
+        """Raises `ResumeMismatchError` naming every key that `--resume` may not change."""
+        old, new = _flatten(self.load_config().to_dict()), _flatten(config.to_dict())
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        refused = [
+            k for k in changed if not any(k == a or (a.endswith(".") and k.startswith(a)) for a in RESUMABLE_CHANGES)
+        ]
+        if refused:
+            details = ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in refused)
+            raise ResumeMismatchError(
+                f"--resume cannot change {details} of the run in {self.path!r}; --resume may change only "
+                f"{', '.join(a.rstrip('.') for a in RESUMABLE_CHANGES)}. Start a new run (another output_dir) instead"
+            )
+
+    def remove_stale_temporaries(self):
+        """Deletes half-written files a killed process left: `*.tmp-PID*` and checkpoint `*_temp` folders."""
+        for path in glob.glob(self._join("**", f"*{TEMP_MARK}*"), recursive=True):
+            os.remove(path) if os.path.isfile(path) else shutil.rmtree(path, ignore_errors=True)
+        for path in glob.glob(os.path.join(self.checkpoints, "*_temp*")):
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+
+    def align_to_checkpoint(self, completed_epochs):
+        """Drops history rows and sample grids of epochs after the last checkpoint (they will be run again)."""
+        if os.path.isfile(self.history):
+            with open(self.history, encoding="utf-8", newline="") as f:
+                rows = list(csv.reader(f))
+            if rows:
+                kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < completed_epochs]
+                if len(kept) != len(rows):
+                    text = io.StringIO()
+                    csv.writer(text, lineterminator="\n").writerows(kept)
+                    atomic_write_text(self.history, text.getvalue())
+        for path in glob.glob(self._join("samples", "epoch_*.png")):
+            if int(os.path.basename(path)[len("epoch_") : -len(".png")]) > completed_epochs:
+                os.remove(path)

@@ -8,12 +8,11 @@ environment. The schema itself (and its validation) lives in `keras_colour.confi
 import dataclasses
 import os
 import re
-import types
 import typing
 
 import yaml
 
-from keras_colour.config.schema import Config, ConfigError
+from keras_colour.config.schema import Config, ConfigError, required_type
 from keras_colour.io_utils import atomic_write_text
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -33,10 +32,9 @@ def _expand_env(value, key):
 
 def _from_yaml(value, hint, key):
     """Turns a value as YAML reads it into what the schema field expects (no validation beyond that)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if value is None and required_type(hint) is not hint:
+        return None
+    hint = required_type(hint)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(f"must be a mapping. Received: {value!r}", key)

@@ -14,9 +14,10 @@ import typing
 from typing import ClassVar
 
 from keras_colour import choices
+from keras_colour.errors import UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override holds an unknown key or a bad value.
 
     Args:
@@ -46,12 +47,18 @@ def _type_error(key, hint, value):
     raise ConfigError(f"must be {names.get(hint, hint)}. Received: {value!r}", key)
 
 
+def required_type(hint):
+    """`X` for `Optional[X]` / `X | None`, else the hint itself."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
 def check_type(value, hint, key):
     """Checks `value` against a schema type hint; returns it (ints widened to float where a float is due)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if value is None and required_type(hint) is not hint:
+        return None
+    hint = required_type(hint)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, hint):
             raise ConfigError(f"must be a mapping of {hint.__name__} keys. Received: {value!r}", key)

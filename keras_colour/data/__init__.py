@@ -1,13 +1,15 @@
 """Input pipelines: image folders and lists, Pascal VOC, and the built-in demo set."""
 
+import collections
 import dataclasses
 import logging
 
 from keras_colour.batch import BatchLayout
 from keras_colour.data.demo import build_demo_dataset
-from keras_colour.data.images import SkipLog, list_images, read_image_list, split_per_class
+from keras_colour.data.images import IMAGE_EXTENSIONS, SkipLog, list_images, read_image_list, split_per_class
 from keras_colour.data.pipeline import make_dataset
 from keras_colour.data.voc import VOC_CLASSES, voc_split
+from keras_colour.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +50,27 @@ def resolve_files(data_config, seed=42):
         else:
             reader = list_images if kind == "folder" else read_image_list
             train, labels = reader(data_config.train)
+            if not train:
+                raise DataError(
+                    f"no image files found in data.train={data_config.train!r} (looked for {IMAGE_EXTENSIONS})"
+                )
             if data_config.test:
                 test, _ = reader(data_config.test)
             else:
+                counts = collections.Counter(labels)
                 train, test = split_per_class(train, labels, data_config.test_per_class, seed)
+                if not train:
+                    smallest = min(counts, key=counts.get)
+                    raise DataError(
+                        f"data.test_per_class={data_config.test_per_class} takes every image for the test set "
+                        f"(class {smallest or '(top folder)'!r} has {counts[smallest]}): put more images in each class "
+                        "or lower data.test_per_class"
+                    )
     if data_config.max_train_images:
         train = train[: data_config.max_train_images]
         train_masks = train_masks[: data_config.max_train_images] if train_masks else None
     if not train:
-        raise ValueError(f"No training images found for data.kind={kind!r}, data.train={data_config.train!r}.")
+        raise DataError(f"no training images found for data.kind={kind!r}, data.train={data_config.train!r}")
     return train, test, train_masks, test_masks
 
 
@@ -91,7 +105,20 @@ def build_datasets(config, global_batch_size=None, repeat_train=False):
     return DataBundle(train_ds, test_ds, train, test, train_masks, test_masks, steps, skip_log, layout)
 
 
+def check_decodable(dataset, paths, skip_log, what, batch_size):
+    """Raises `DataError` if `dataset` yields no batch (every image undecodable, or too few for one batch)."""
+    for _ in dataset.take(1):
+        return
+    if skip_log.count >= len(paths):
+        examples = ", ".join(sorted(skip_log.skipped)[:3])
+        raise DataError(f"none of the {len(paths)} {what} images could be decoded (for example {examples})")
+    raise DataError(
+        f"the {len(paths)} {what} images ({skip_log.count} undecodable) do not fill one batch of "
+        f"data.batch_size={batch_size}: add images or lower data.batch_size"
+    )
+
+
 __all__ = [
-    "DataBundle", "SkipLog", "VOC_CLASSES", "build_datasets", "build_demo_dataset", "list_images", "make_dataset",
-    "read_image_list", "resolve_files", "split_per_class", "voc_split",
+    "DataBundle", "SkipLog", "VOC_CLASSES", "build_datasets", "build_demo_dataset", "check_decodable", "list_images",
+    "make_dataset", "read_image_list", "resolve_files", "split_per_class", "voc_split",
 ]  # fmt: skip

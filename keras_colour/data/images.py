@@ -12,7 +12,7 @@ import os
 import threading
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 logger = logging.getLogger(__name__)
 
@@ -60,15 +60,48 @@ def list_images(root):
     if not os.path.isdir(root):
         raise FileNotFoundError(f"Image folder not found: {root!r}")
     paths, labels = [], []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
-        rel = os.path.relpath(dirpath, root)
-        label = "" if rel == "." else rel.split(os.sep)[0]
-        for name in sorted(filenames):
-            if is_image_file(name):
-                paths.append(os.path.join(dirpath, name))
-                labels.append(label)
+    for path, rel in walk_images(root):
+        paths.append(path)
+        labels.append(rel.split(os.sep)[0] if os.sep in rel else "")
     return paths, labels
+
+
+def _utf8(name):
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def walk_images(root):
+    """Yields `(path, path relative to root)` of every image file under `root`, sorted, each real file once.
+
+    Symbolic links to folders are followed, but a folder already visited (a link loop such as
+    `ln -s .. data/cls/loop`, or two links to one folder) is skipped with a warning, and so is a file
+    reached twice. A name that is not valid UTF-8 is skipped with a warning naming it.
+    """
+    seen_dirs, seen_files = set(), set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen_dirs:
+            logger.warning("Skipping %s: it is %s again (a symbolic link loop or a second link)", dirpath, real)
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real)
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            if not is_image_file(name):
+                continue
+            if not _utf8(path):
+                logger.warning("Skipping %r: its name is not valid UTF-8; rename the file to use it", path)
+                continue
+            real_file = os.path.realpath(path)
+            if real_file in seen_files:
+                continue
+            seen_files.add(real_file)
+            yield path, os.path.relpath(path, root)
 
 
 def read_image_list(list_file):
@@ -112,22 +145,26 @@ def split_per_class(paths, labels, per_class, seed=42):
     return train, test
 
 
-def decode_to_rgb8(path, draft_size=None):
-    """Decodes one file to uint8 RGB `[H, W, 3]`.
+def decode_to_rgb8(path, draft_size=None, with_alpha=False):
+    """Decodes one file to uint8 RGB `[H, W, 3]`, upright.
 
-    Grayscale becomes 3 channels, alpha is dropped, 16-bit is scaled to 8 bit,
-    a GIF gives its first frame. Raises on anything undecodable.
+    The EXIF orientation is applied (a portrait photo stored sideways comes out upright). Grayscale
+    becomes 3 channels, 16-bit is scaled to 8 bit, a GIF gives its first frame. Raises on anything
+    undecodable.
 
     Args:
         path: str.
         draft_size: int or None. Lets libjpeg decode a large JPEG at a reduced
             scale (1/2, 1/4, 1/8) that is still at least this size: several
             times faster, and the image is resized down afterwards anyway.
+        with_alpha: bool. Also return the alpha channel (uint8 `[H, W]`, or None without one).
     """
-    with Image.open(path) as im:
-        im.seek(0)
-        if draft_size and im.format == "JPEG":
-            im.draft("RGB", (draft_size, draft_size))
+    with Image.open(path) as opened:
+        opened.seek(0)
+        if draft_size and opened.format == "JPEG":
+            opened.draft("RGB", (draft_size, draft_size))
+        im = ImageOps.exif_transpose(opened)
+        alpha = np.asarray(im.getchannel("A"), dtype=np.uint8) if with_alpha and "A" in im.getbands() else None
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
             arr = np.asarray(im).astype(np.float64)
             peak = 65535.0 if arr.max() > 255 or im.mode.startswith("I;16") else 255.0
@@ -137,7 +174,7 @@ def decode_to_rgb8(path, draft_size=None):
             arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"decoded to an empty image of shape {arr.shape}")
-    return arr
+    return (arr, alpha) if with_alpha else arr
 
 
 def decode_mask(path):

@@ -11,7 +11,7 @@ first three up blocks. Each can carry a segmentation head:
 import keras
 from keras import layers
 
-from keras_colour.choices import NORMS, SEGMENTATION_HEADS, check_choice
+from keras_colour.choices import GENERATOR_DEPTHS, NORMS, SEGMENTATION_HEADS, check_choice
 from keras_colour.models import blocks
 from keras_colour.models.registry import register_generator
 
@@ -141,9 +141,10 @@ def build_gorriz_generator(
         segmentation: str. `none`, `shared_decoder` or `separate_decoders`. Defaults to `none`.
         n_classes: int. Classes of the segmentation head. Defaults to 21 (Pascal VOC).
     """
+    depth = _depth(num_downsamples, GENERATOR_DEPTHS["gorriz"])
     return encoder_decoder(
-        "gorriz", image_size, _depth(num_downsamples, 7), base_filters, max_filters, norm, spectral_norm,
-        instance_norm, segmentation, n_classes, transpose=False,
+        "gorriz", image_size, depth, base_filters, max_filters, norm, spectral_norm, instance_norm, segmentation,
+        n_classes, transpose=False,
     )  # fmt: skip
 
 
@@ -163,9 +164,10 @@ def _pix2pix_like(
     segmentation,
     n_classes,
 ):
+    depth = _depth(num_downsamples, GENERATOR_DEPTHS[name])
     return encoder_decoder(
-        name, image_size, _depth(num_downsamples, 8), base_filters, max_filters, norm, spectral_norm, instance_norm,
-        segmentation, n_classes, transpose=True, dropout=dropout, dropout_blocks=3, conv_options=_PIX2PIX_CONV,
+        name, image_size, depth, base_filters, max_filters, norm, spectral_norm, instance_norm, segmentation,
+        n_classes, transpose=True, dropout=dropout, dropout_blocks=3, conv_options=_PIX2PIX_CONV,
     )  # fmt: skip
 
 
