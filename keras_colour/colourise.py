@@ -212,5 +212,5 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
     if skipped:
         logger.warning("%d file(s) could not be read and were skipped: %s", len(skipped), ", ".join(skipped))
     if failed:
-        raise OSError(f"could not write {len(failed)} output file(s): {'; '.join(failed[:3])}")
+        raise ColouriseError(f"could not write {len(failed)} output file(s): {'; '.join(failed[:3])}")
     return written, skipped

@@ -328,6 +328,23 @@ class Config(Section):
             raise ConfigError(
                 "only applies to model.segmentation 'separate_decoders'", "train.segmentation_pretrain_epochs"
             )
+        self._check_image_size()
+
+    def _check_image_size(self):
+        size, model = self.data.image_size, self.model
+        depth = model.num_downsamples or choices.GENERATOR_DEPTHS[model.generator]
+        if size % 2**depth:
+            fits = max(d for d in range(12) if size % 2**d == 0)
+            raise ConfigError(
+                f"{size} cannot be halved {depth} times by the {model.generator} generator "
+                f"(model.num_downsamples={depth}): use a multiple of {2**depth} or set model.num_downsamples <= {fits}",
+                "data.image_size",
+            )
+        need = {"patchgan": 8, "multiscale": 2**model.d_scales}.get(model.discriminator)
+        if need and size % need:
+            raise ConfigError(
+                f"{size} must be a multiple of {need} for the {model.discriminator} discriminator", "data.image_size"
+            )
 
     def check_paths(self):
         """Raises `ConfigError` if a data path the config names does not exist."""
