@@ -4,6 +4,7 @@ import logging
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_colour import callbacks as cb
@@ -129,20 +130,24 @@ def evaluate_run(run_dir, max_images=None):
 
 def compare_runs(run_dirs, output_dir, max_images=None):
     """Evaluates several runs and writes the comparison table and histogram figure."""
-    rows, generated, real = [], {}, None
+    rows, generated, reals = [], {}, {}
     for run_dir in run_dirs:
         results = evaluate_run(run_dir, max_images)
         real_hist, fake_hist = load_histograms(RunFolder(run_dir).histograms)
-        real = real if real is not None else real_hist
         label = results["model"]
         if label in generated:
             label = f"{label} ({os.path.basename(os.path.normpath(run_dir))})"
             results["model"] = label
-        generated[label] = fake_hist
+        generated[label], reals[label] = fake_hist, real_hist
         rows.append(results)
     md, csv_path = write_comparison(rows, output_dir)
     fig = os.path.join(output_dir, "histograms.png")
-    figures.close(figures.plot_histograms(fig, real, generated, title="a and b histograms: real vs generated"))
+    first = next(iter(reals.values()))
+    same_test_set = all(np.array_equal(r.a, first.a) and np.array_equal(r.b, first.b) for r in reals.values())
+    title = "a and b histograms: real vs generated" + ("" if same_test_set else " (each run's own test set)")
+    figures.close(
+        figures.plot_histograms(fig, first, generated, title=title, real_by_label=None if same_test_set else reals)
+    )
     return {"markdown": md, "csv": csv_path, "figure": fig, "rows": rows}
 
 

@@ -17,6 +17,7 @@ if matplotlib.get_backend().lower() != "agg" and "inline" not in matplotlib.get_
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np
 import tensorflow as tf
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image, ImageDraw
 from tensorflow.core.util import event_pb2
 
@@ -36,55 +37,110 @@ def close(fig):
     plt.close(fig)
 
 
-def plot_histograms(path, real_hist, generated, title=None):
+def plot_histograms(path, real_hist, generated, title=None, real_by_label=None):
     """Log a and b histograms, real vs each generated one (thesis Figures 8 and 10).
 
     Args:
         path: str. PNG to write.
         real_hist: `ColourHistogram` of the real test images.
         generated: dict of label -> `ColourHistogram`.
+        title: str or None.
+        real_by_label: dict of label -> the real `ColourHistogram` of that run's own test set, when runs were
+            measured on different test sets: each is drawn dashed in its run's colour instead of one black line.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     centres = real_hist.centres
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, channel in zip(axes, ("a", "b")):
-        ax.plot(centres, real_hist.log_density(channel), color="black", linewidth=2, label="real")
-        for label, hist in generated.items():
-            ax.plot(centres, hist.log_density(channel), label=label)
-        ax.set_xlabel(f"{channel} (Lab)")
+        if not real_by_label:
+            ax.plot(centres, real_hist.log_density(channel), color="black", linewidth=2.5, label="real")
+        for i, (label, hist) in enumerate(generated.items()):
+            colour_i = colours[i % len(colours)]
+            ax.plot(centres, hist.log_density(channel), color=colour_i, linewidth=1.5, label=label)
+            if real_by_label:
+                ax.plot(centres, real_by_label[label].log_density(channel), color=colour_i, linestyle="--",
+                        linewidth=1.5, label=f"{label}: real")  # fmt: skip
+        ax.set_title(f"{channel} channel")
+        ax.set_xlabel(f"{channel} (CIE Lab)")
         ax.set_ylabel("log(count / images)")
         ax.set_xlim(-110, 110)
-        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=9, frameon=False)
     if title:
         fig.suptitle(title)
-    return _finish(fig, path)
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
+    if path:
+        fig.savefig(path, dpi=100)
+    return fig
+
+
+def _loss_panels(columns):
+    """Generator terms in one panel, the discriminator's total and each scale in another."""
+    names = [c for c in columns if c != "epoch" and not c.startswith("val_")]
+    generator = [n for n in names if n.startswith("g_") and n != "g_feature_ratio"]
+    discriminator = [n for n in names if n.startswith("d_")]
+    panels = [("Generator losses", generator)] if generator else []
+    if discriminator:
+        panels.append(("Discriminator losses (total and per scale)", discriminator))
+    return panels
 
 
 def plot_loss_curves(history_path, png_path=None, title=None):
-    """Generator and discriminator losses per term over epochs (thesis Figures 12 to 14)."""
+    """Generator and discriminator losses per term over epochs (thesis Figures 12 to 14).
+
+    One panel for the generator's terms, one for the discriminator (total and per scale); each term has one
+    colour, solid for training and dashed for validation; legends sit beside the panels.
+    """
     if not os.path.isfile(history_path):
-        return
+        return None
     with open(history_path, encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return None
     epochs = [int(r["epoch"]) + 1 for r in rows]
-    groups = [("Generator", "g_"), ("Discriminator", "d_")]
-    groups = [(t, p) for t, p in groups if any(k.startswith(p) for k in rows[0])]
-    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4), squeeze=False)
-    for ax, (name, prefix) in zip(axes[0], groups):
-        for key in rows[0]:
-            if key.startswith(prefix) or key.startswith("val_" + prefix):
-                values = [float(r[key]) if r[key] not in ("", None) else np.nan for r in rows]
-                ax.plot(epochs, values, marker="o", linestyle="--" if key.startswith("val_") else "-", label=key)
-        ax.set_title(f"{title or ''} {name} losses".strip())
+    panels = _loss_panels(rows[0])
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 4.5), squeeze=False)
+    for ax, (panel_title, keys) in zip(axes[0], panels):
+        for i, key in enumerate(keys):
+            for split, style in ((key, "-"), (f"val_{key}", "--")):
+                if split in rows[0]:
+                    values = [float(r[split]) if r[split] not in ("", None) else np.nan for r in rows]
+                    label = f"{key} ({'validation' if split.startswith('val_') else 'training'})"
+                    ax.plot(epochs, values, color=colours[i % len(colours)], linestyle=style, marker=".", label=label)
+        ax.set_title(f"{title}: {panel_title}" if title else panel_title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_yscale("symlog", linthresh=1e-3)
-        ax.legend(fontsize=7)
-    return _finish(fig, png_path)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    if png_path:
+        fig.savefig(png_path, dpi=100)
+    return fig
 
 
-def save_sample_grid(lightness, ab, fake_ab, path=None):
+def _upscale(image, min_size):
+    """Nearest-neighbour upscale of a uint8 image so that its smaller side is at least `min_size`."""
+    factor = max(1, int(np.ceil(min_size / min(image.shape[:2]))))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def _with_header(grid, titles, tile_width, height=24):
+    """Adds a white header row with one centred title per column of width `tile_width`."""
+    header = Image.new("RGB", (grid.shape[1], height), "white")
+    draw = ImageDraw.Draw(header)
+    for i, text in enumerate(titles):
+        width = draw.textlength(text)
+        draw.text((i * tile_width + max(2, (tile_width - width) / 2), 6), text, fill="black")
+    return np.concatenate([np.asarray(header), grid], axis=0)
+
+
+def save_sample_grid(lightness, ab, fake_ab, path=None, min_tile=160):
     """Saves (and returns) a grid: grayscale input | prediction | ground truth, one row per image.
+
+    Tiles are upscaled (nearest) to at least `min_tile` pixels and the columns are titled.
 
     Args:
         lightness: L_n `[B, H, W, 1]`. ab: the real ab_n. fake_ab: the predicted ab_n.
@@ -93,8 +149,10 @@ def save_sample_grid(lightness, ab, fake_ab, path=None):
     gray = colour.lab_normalized_to_rgb(lightness, tf.zeros_like(ab))
     fake = colour.lab_normalized_to_rgb(lightness, fake_ab)
     real = colour.lab_normalized_to_rgb(lightness, ab)
-    rows = tf.concat([gray, fake, real], axis=2)  # columns side by side
-    grid = colour.to_uint8(tf.reshape(rows, [-1, rows.shape[2], 3]))
+    tiles = [[_upscale(colour.to_uint8(img[i]), min_tile) for img in (gray, fake, real)] for i in range(len(gray))]
+    rows = [np.concatenate(row, axis=1) for row in tiles]
+    grid = _with_header(np.concatenate(rows, axis=0), ["grayscale input", "prediction", "ground truth"],
+                        tiles[0][0].shape[1])  # fmt: skip
     if path:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         Image.fromarray(grid).save(path)
@@ -137,19 +195,14 @@ def plot_tensorboard_scalars(scalars, tags, path=None, title=None):
     return _finish(fig, path)
 
 
-def _label(image, text):
-    im = Image.fromarray(image)
-    ImageDraw.Draw(im).text((3, 2), text, fill=(255, 255, 0))
-    return np.asarray(im)
-
-
-def qualitative_grid(models, image_paths, path=None, labels=True):
+def qualitative_grid(models, image_paths, path=None, labels=True, min_tile=256):
     """A grid like the thesis's Figure 9: grayscale input, each model's colourisation, ground truth.
 
     Args:
         models: dict of label -> generator (`keras.Model`).
-        image_paths: list of str. One row per image, shown at the first model's input size.
-        path: str or None. PNG to write. labels: bool. Write the column labels on the tiles.
+        image_paths: list of str. One row per image, at the first model's input size, tiles upscaled to at
+            least `min_tile` pixels.
+        path: str or None. PNG to write. labels: bool. Title the columns in a header row.
 
     Returns:
         The grid as a uint8 array.
@@ -163,9 +216,11 @@ def qualitative_grid(models, image_paths, path=None, labels=True):
         gray = colour.to_uint8(
             colour.lab_to_rgb(tf.concat([lightness, tf.zeros(rgb.shape[:2] + (2,), lightness.dtype)], -1))
         )
-        cells = [("input", gray)] + [(n, colourise_array(m, rgb)) for n, m in models.items()] + [("ground truth", rgb)]
-        rows.append(np.concatenate([_label(c, t) if labels else c for t, c in cells], axis=1))
+        cells = [gray] + [colourise_array(m, rgb) for m in models.values()] + [rgb]
+        rows.append(np.concatenate([_upscale(c, min_tile) for c in cells], axis=1))
     grid = np.concatenate(rows, axis=0)
+    if labels:
+        grid = _with_header(grid, ["grayscale input", *models, "ground truth"], grid.shape[1] // (len(models) + 2))
     if path:
         Image.fromarray(grid).save(path)
     return grid

@@ -205,7 +205,12 @@ def test_voc_missing_split_file_is_a_clear_error(tmp_path):
 def test_build_datasets_from_config(demo_cache):
     from keras_colour.config import config_from_dict
 
-    config = config_from_dict({"data": {"kind": "demo", "image_size": 32, "batch_size": 4, "demo_train_crops": 16}})
+    config = config_from_dict(
+        {
+            "data": {"kind": "demo", "image_size": 32, "batch_size": 4, "demo_train_crops": 16},
+            "model": {"num_downsamples": 4},
+        }
+    )
     data = build_datasets(config)
     assert data.steps_per_epoch == 4 and len(data.test_paths) >= 8
     assert "train: 16 images" in data.summary()

@@ -121,7 +121,9 @@ def test_run_py_end_to_end_then_evaluate_two_runs(tmp_path, demo_cache):
         assert hist["real_a"].sum() == metrics["images"] * 32 * 32
         runs.append(str(out))
     grid = np.asarray(Image.open(os.path.join(runs[0], "samples", "epoch_002.png")))
-    assert grid.shape == (2 * 32, 3 * 32, 3)  # 2 images: input | prediction | truth
+    # 2 images, input | prediction | truth, 32x32 tiles upscaled x5 to 160 px, under a 24 px header of titles
+    assert grid.shape == (24 + 2 * 160, 3 * 160, 3)
+    assert grid[:24].min() < 128 and np.median(grid[:24]) == 255  # dark title text on white
 
     report = tmp_path / "report"
     result = _run(["-m", "keras_colour.cli", "evaluate", *runs, "--output", str(report)])

@@ -375,13 +375,13 @@ def test_feature_ratio_is_in_history_csv(tmp_path, demo_cache):
     assert "val_g_feature_ratio" in rows[-1]
 
 
-def test_check_prints_what_a_thesis_config_resolves_to():
+def test_check_prints_what_a_thesis_config_resolves_to(tmp_path):
     import subprocess
     import sys
 
     from helpers import ROOT
 
-    env = dict(os.environ, IMAGENET_DIR="/data/imagenet")
+    env = dict(os.environ, IMAGENET_DIR=str(tmp_path))
     result = subprocess.run(
         [sys.executable, "-m", "keras_colour.cli", "check", "experiments/gorriz_exp7_ibn_md.yaml"],
         capture_output=True,
