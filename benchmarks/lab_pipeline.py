@@ -2,7 +2,8 @@
 
 Prints images per second for
   (a) `rgb_to_lab` on 256x256 batches (tf.function, and XLA) vs `skimage.color.rgb2lab` on the same data,
-  (b) the whole pipeline (decode JPEG, resize to 256, Lab) on real photographs,
+  (b) the whole pipeline (decode JPEG, resize to 256, Lab) on real photographs, with TensorFlow's native
+      decoders and with Pillow, on 1 and 2 threads (`tf.data.Options().threading.private_threadpool_size`),
 and the maximum absolute difference from skimage (Lab units).
 
     python benchmarks/lab_pipeline.py [--batch 16] [--repeats 5] [--images 256]
@@ -97,14 +98,30 @@ def main():
             f"\n(b) whole pipeline on {args.images} JPEGs of about 500x375 (decode, resize to 256, Lab), "
             f"batch {args.batch}:"
         )
-        for label, kwargs in (("Lab in the tf.data map", {}), ("RGB only (Lab on device)", {"lab_on_device": True})):
-            ds = make_dataset(paths, image_size=256, batch_size=args.batch, training=True, **kwargs)
-            for _ in ds.take(2):
-                pass
-            start = time.perf_counter()
-            n = sum(int((b[0] if isinstance(b, tuple) else b).shape[0]) for b in ds)
-            elapsed = time.perf_counter() - start
-            print(f"  {label:28s} {n / elapsed:9.1f} images/s")
+        speeds = {}
+        for decoder in ("pillow", "auto"):
+            for threads in (1, 2):
+                for label, kwargs in (("Lab in the map", {}), ("RGB only (Lab on device)", {"lab_on_device": True})):
+                    ds = make_dataset(paths, image_size=256, batch_size=args.batch, training=True, decoder=decoder,
+                                      **kwargs)  # fmt: skip
+                    options = tf.data.Options()
+                    options.threading.private_threadpool_size = threads
+                    ds = ds.with_options(options)
+                    for _ in ds.take(2):
+                        pass
+                    start = time.perf_counter()
+                    n = sum(int((b[0] if isinstance(b, tuple) else b).shape[0]) for b in ds)
+                    speeds[decoder, threads, label] = n / (time.perf_counter() - start)
+                    name = "native (TF decode)" if decoder == "auto" else "Pillow (numpy_function)"
+                    print(
+                        f"  {name:24s} {threads} thread(s)  {label:26s} {speeds[decoder, threads, label]:9.1f} images/s"
+                    )
+        for label in ("Lab in the map", "RGB only (Lab on device)"):
+            print(
+                f"  {label}: native / Pillow at 1 thread {speeds['auto', 1, label] / speeds['pillow', 1, label]:.2f}x, "
+                f"at 2 threads {speeds['auto', 2, label] / speeds['pillow', 2, label]:.2f}x; "
+                f"native 2 threads / 1 thread {speeds['auto', 2, label] / speeds['auto', 1, label]:.2f}x"
+            )
         start = time.perf_counter()
         for path in paths:
             skimage.color.rgb2lab(np.asarray(Image.open(path).convert("RGB").resize((256, 256), Image.BILINEAR)))

@@ -214,3 +214,49 @@ def test_build_datasets_from_config(demo_cache):
     data = build_datasets(config)
     assert data.steps_per_epoch == 4 and len(data.test_paths) >= 8
     assert "train: 16 images" in data.summary()
+
+
+def _jpeg(path, rgb, **save):
+    Image.fromarray(rgb).save(path, **save)
+    return str(path)
+
+
+def test_plain_files_take_the_native_route_and_the_rest_pillow(tmp_path, photos):
+    from keras_colour.data.images import BROKEN, NATIVE_JPEG, NATIVE_PNG, PILLOW, classify_file
+
+    rgb = photos[1][:120, :160]
+    assert classify_file(_jpeg(tmp_path / "a.jpg", rgb))[0] == NATIVE_JPEG
+    assert classify_file(_jpeg(tmp_path / "g.jpg", rgb[..., 0]))[0] == NATIVE_JPEG  # grayscale
+    assert classify_file(_jpeg(tmp_path / "a.png", rgb))[0] == NATIVE_PNG
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    assert classify_file(str(tmp_path / "cmyk.jpg"))[0] == PILLOW
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(rgb).save(tmp_path / "rotated.jpg", exif=exif)
+    assert classify_file(str(tmp_path / "rotated.jpg"))[0] == PILLOW  # TensorFlow would ignore the rotation
+    data = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    assert classify_file(str(tmp_path / "cut.jpg"))[0] == PILLOW  # no end marker: Pillow skips it by name
+    (tmp_path / "text.jpg").write_text("not an image")
+    assert classify_file(str(tmp_path / "text.jpg"))[0] == BROKEN
+
+
+def test_native_and_pillow_decoding_agree(tmp_path, photos):
+    paths = [_jpeg(tmp_path / f"{i}.jpg", p[:300, :400], quality=95) for i, p in enumerate(photos)]
+    paths.append(_jpeg(tmp_path / "p.png", photos[0][:200, :260]))
+    native = next(iter(make_dataset(paths, image_size=64, batch_size=4, lab_on_device=True)))
+    pillow = next(iter(make_dataset(paths, image_size=64, batch_size=4, lab_on_device=True, decoder="pillow")))
+    # libjpeg-turbo in TensorFlow and in Pillow differ in IDCT rounding only: a few levels at most, on average < 1
+    assert float(tf.reduce_mean(tf.abs(native - pillow))) < 2.0 / 255
+    assert float(tf.reduce_max(tf.abs(native - pillow))) < 0.1
+
+
+def test_a_corrupt_file_with_a_valid_header_and_end_does_not_stop_the_pipeline(tmp_path, photos):
+    good = [_jpeg(tmp_path / f"{i}.jpg", photos[i % 3][:100, :100]) for i in range(4)]
+    data = bytearray((tmp_path / "0.jpg").read_bytes())
+    start = data.index(b"\xff\xda") + 20  # inside the entropy-coded scan
+    data[start : start + 200] = b"\xff\x00" * 100
+    data[start + 300 : start + 340] = b"\xff\xd0" * 20
+    (tmp_path / "bad.jpg").write_bytes(bytes(data))
+    ds = make_dataset([*good, str(tmp_path / "bad.jpg")], image_size=32, batch_size=1, lab_on_device=True)
+    assert 4 <= sum(1 for _ in ds) <= 5  # decoded with artefacts or dropped, but never an exception

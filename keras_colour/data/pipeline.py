@@ -14,7 +14,15 @@ import numpy as np
 import tensorflow as tf
 
 from keras_colour import colour
-from keras_colour.data.images import SkipLog, decode_mask, decode_to_rgb8
+from keras_colour.data.images import (
+    BROKEN,
+    NATIVE_JPEG,
+    PILLOW,
+    SkipLog,
+    classify_files,
+    decode_mask,
+    decode_to_rgb8,
+)
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -66,6 +74,7 @@ def make_dataset(
     skip_log=None,
     drop_remainder=None,
     repeat=False,
+    decoder="auto",
 ):
     """Builds a batched dataset from image paths (and optional VOC mask paths).
 
@@ -83,6 +92,8 @@ def make_dataset(
             resized with nearest neighbour and flipped with their image.
         skip_log: `SkipLog` collecting undecodable files.
         repeat: bool. Repeat forever (for `steps_per_epoch`).
+        decoder: str. `auto` (TensorFlow's native JPEG/PNG decoders where a file allows, Pillow for the rest;
+            see `images.classify_files`) or `pillow` (every file through Pillow, one Python call per image).
 
     Returns:
         A `tf.data.Dataset` of batches in the layout described in this module.
@@ -98,24 +109,59 @@ def make_dataset(
     draft = image_size if resize_method != "nearest" else None
     decode = _decoder(skip_log, draft)
     decode_m = _mask_decoder(skip_log)
+    if decoder == "auto":
+        routes, ratios, kept = [], [], []
+        for i, (route, info) in enumerate(classify_files(paths)):
+            if route == BROKEN:
+                skip_log.record(paths[i], info)
+                continue
+            kept.append(i)
+            routes.append(route)
+            ratios.append(_jpeg_ratio(info, draft) if route == NATIVE_JPEG else 0)
+        if not kept:
+            raise ValueError(f"None of the {len(paths)} files is an image: {paths[:3]}")
+        paths = [paths[i] for i in kept]
+        mask_paths = [mask_paths[i] for i in kept] if with_masks else None
+    elif decoder == "pillow":
+        routes, ratios = [PILLOW] * len(paths), [0] * len(paths)
+    else:
+        raise ValueError(f"Unknown decoder {decoder!r}. Accepted values: ['auto', 'pillow'].")
 
-    items = (paths, [str(p) for p in mask_paths]) if with_masks else paths
-    ds = tf.data.Dataset.from_tensor_slices(items)
+    columns = (paths, routes, ratios) + ((mask_paths,) if with_masks else ())
+    ds = tf.data.Dataset.from_tensor_slices(tuple(tf.constant(c) for c in columns))
     if training and not cache:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
 
-    def load(*item):
-        image, ok = tf.numpy_function(decode, [item[0]], [tf.uint8, tf.bool], stateful=False)
+    def read(path, route, ratio):
+        def native_jpeg():
+            data = tf.io.read_file(path)
+            branches = [lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r) for r in _JPEG_RATIOS]
+            return tf.switch_case(ratio, branches), tf.constant(True)
+
+        def native_png():
+            return tf.io.decode_png(tf.io.read_file(path), channels=3, dtype=tf.uint8), tf.constant(True)
+
+        def pillow():
+            image, ok = tf.numpy_function(decode, [path], [tf.uint8, tf.bool], stateful=False)
+            return tf.reshape(image, tf.concat([tf.shape(image)[:2], [3]], 0)), tf.reshape(ok, [])
+
+        image, ok = tf.switch_case(route, [native_jpeg, native_png, pillow])
         image.set_shape([None, None, 3])
+        return image, ok
+
+    def load(path, route, ratio, *mask_path):
+        image, ok = read(path, route, ratio)
         image = resize_rgb(image, image_size, resize_method, antialias)
         if not with_masks:
-            return image, tf.reshape(ok, [])
-        mask, ok_m = tf.numpy_function(decode_m, [item[1]], [tf.uint8, tf.bool], stateful=False)
+            return image, ok
+        mask, ok_m = tf.numpy_function(decode_m, [mask_path[0]], [tf.uint8, tf.bool], stateful=False)
         mask.set_shape([None, None])
         mask = tf.image.resize(mask[..., None], [image_size, image_size], method="nearest")[..., 0]
-        return image, tf.cast(mask, tf.int32), tf.logical_and(tf.reshape(ok, []), tf.reshape(ok_m, []))
+        return image, tf.cast(mask, tf.int32), tf.logical_and(ok, tf.reshape(ok_m, []))
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if decoder == "auto":  # a file whose header and end marker looked fine but whose data is corrupt
+        ds = ds.ignore_errors(log_warning=True)
     ds = ds.filter(_decoded_ok).map(_drop_flag)
     if cache:
         ds = ds.cache()
@@ -133,6 +179,18 @@ def make_dataset(
     else:
         ds = ds.map(_unwrap_single)
     return ds.prefetch(AUTOTUNE)
+
+
+_JPEG_RATIOS = (1, 2, 4, 8)
+
+
+def _jpeg_ratio(size, draft):
+    """Index into `_JPEG_RATIOS` of the largest JPEG scale-down that keeps both sides >= `draft` (as Pillow's draft)."""
+    if not draft:
+        return 0
+    width, height = size
+    fits = [i for i, r in enumerate(_JPEG_RATIOS) if width // r >= draft and height // r >= draft]
+    return max(fits) if fits else 0
 
 
 def _decoded_ok(*item):
