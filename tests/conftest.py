@@ -6,7 +6,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import numpy as np
 import pytest
 
-# Small settings used across tests: 64x64 images, narrow networks (SPEC shapes, smaller widths).
+# Small settings used across tests: 64x64 images, narrow networks (the thesis shapes, smaller widths).
 SMALL = dict(image_size=64, base_filters=8, num_downsamples=5)
 
 

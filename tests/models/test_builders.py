@@ -1,4 +1,4 @@
-"""Architectures against the SPEC's layer lists (section 2), built at full and small size."""
+"""Architectures against the BBC code's layer lists (docs/fidelity.md), built at full and small size."""
 
 import json
 
@@ -20,7 +20,7 @@ BN = 4  # gamma, beta, moving mean, moving variance per channel
 
 
 def unet_params(downs, ups, out_channels, bias, first_norm=False):
-    """Parameter count of a U-Net from its SPEC layer list: (filters, has_norm) down, filters up."""
+    """Parameter count of a U-Net from its layer list (docs/fidelity.md): (filters, has_norm) down, filters up."""
     total, cin, skips = 0, 1, []
     for f, norm in downs:
         total += conv_params(4, cin, f, bias) + (BN * f if norm else 0)
@@ -38,7 +38,7 @@ PIX2PIX_DOWNS = [(64, False), (128, True), (256, True)] + [(512, True)] * 5
 PIX2PIX_UPS = [512, 512, 512, 512, 256, 128, 64]
 
 
-def test_gorriz_generator_matches_spec():
+def test_gorriz_generator_matches_its_layer_list():
     g = build_generator("gorriz")
     assert g.output_shape == (None, 256, 256, 2)
     assert g.count_params() == unet_params(GORRIZ_DOWNS, GORRIZ_UPS, 2, bias=True)
@@ -54,7 +54,7 @@ def test_gorriz_generator_matches_spec():
     assert g.get_layer("gorriz_ab").activation.__name__ == "tanh"
 
 
-def test_pix2pix_generator_matches_spec():
+def test_pix2pix_generator_matches_its_layer_list():
     g = build_generator("pix2pix")
     assert g.output_shape == (None, 256, 256, 2)
     assert g.count_params() == unet_params(PIX2PIX_DOWNS, PIX2PIX_UPS, 2, bias=False)
@@ -78,7 +78,7 @@ def test_ibn_uses_instance_norm_only_in_last_up_block():
     assert isinstance(layer, SampleInstanceNormalization) and layer.gamma.shape == (1,) and layer.beta.shape == (1,)
 
 
-def test_multiscale_discriminator_matches_spec():
+def test_multiscale_discriminator_matches_its_layer_list():
     d = build_discriminator("multiscale", scales=3)
     assert [tuple(s) for s in d.output_shape] == [(None, 16, 16, 1), (None, 8, 8, 1), (None, 4, 4, 1)]
     per_scale = conv_params(4, 3, 64) + sum(
@@ -96,7 +96,7 @@ def test_multiscale_discriminator_matches_spec():
     )
 
 
-def test_patchgan_matches_spec():
+def test_patchgan_matches_its_layer_list():
     d = build_discriminator("patchgan")
     assert d.output_shape == (None, 30, 30, 1)
     expected = conv_params(4, 3, 64, False) + sum(
