@@ -1,6 +1,6 @@
-"""keras-colour: GAN colourisation (Gorriz et al. 2019, pix2pix, U-Net, feature reconstruction loss) in Keras 3.
+"""keras-colour: GAN colourisation (Gorriz et al. 2019, pix2pix, U-Net, feature reconstruction) in Keras 3.
 
-Commands: train, evaluate, colourise, demo, check. Run `keras-colour COMMAND --help` for each one's options.
+Commands: train, evaluate, colourise, demo, study, serve, check. `keras-colour COMMAND --help` lists options.
 """
 
 import argparse
@@ -91,6 +91,56 @@ def _demo(args):
     return 0
 
 
+def _host_warning(host):
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"keras-colour: warning: serving on {host}: other machines on the network can reach this page",
+              file=sys.stderr)  # fmt: skip
+
+
+def _study_create(args):
+    from keras_colour.study.create import create_study
+
+    manifest = create_study(args.runs, args.images, args.output, seed=args.seed)
+    print(f"Study in {args.output}: {manifest['scenes']} scenes x {len(manifest['models'])} versions "
+          f"({', '.join(manifest['models'])}). Serve it with: keras-colour study serve {args.output}")  # fmt: skip
+    return 0
+
+
+def _study_serve(args):
+    from keras_colour.colourise import load_generator
+    from keras_colour.study.app import create_app, serve
+
+    model = load_generator(args.model) if args.model else None
+    app = create_app(args.study, model=model, max_upload_mb=args.max_upload_mb)
+    _host_warning(args.host)
+    print(f"Study at http://{args.host}:{args.port}/ (Ctrl-C stops it; answers are in {args.study}/answers.sqlite)",
+          flush=True)  # fmt: skip
+    serve(app, args.host, args.port)
+    return 0
+
+
+def _study_results(args):
+    from keras_colour.study.results import write_results
+
+    out = write_results(args.study, args.output, exclude_flagged=args.exclude_flagged,
+                        min_response_ms=args.min_response_ms)  # fmt: skip
+    with open(out["markdown"], encoding="utf-8") as f:
+        print(f.read())
+    print(f"Wrote {out['markdown']}, {out['csv']} and {out['figure']}")
+    return 0
+
+
+def _serve(args):
+    from keras_colour.colourise import load_generator
+    from keras_colour.study.app import create_app, serve
+
+    app = create_app(None, model=load_generator(args.model), max_upload_mb=args.max_upload_mb)
+    _host_warning(args.host)
+    print(f"Colourise page at http://{args.host}:{args.port}/colourise (Ctrl-C stops it)", flush=True)
+    serve(app, args.host, args.port)
+    return 0
+
+
 def describe(config):
     """One line of what a config resolves to: networks, update protocol, norms, data handling."""
     m, d, t = config.model, config.data, config.train
@@ -140,6 +190,12 @@ def _overrides(p):
         help="override a config key (repeat for several), e.g. --set train.epochs=3 --set data.image_size=64; "
         "the value is read as YAML; keys are listed in keras_colour/config/schema.py",
     )
+
+
+def _server_options(p):
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--max-upload-mb", type=float, default=20, help="largest colourise upload in MB (default 20)")
 
 
 def build_parser():
@@ -192,6 +248,33 @@ def build_parser():
     p.add_argument("--image-size", type=int, default=64, help="crop size in pixels (default 64)")
     p.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
     p.set_defaults(fn=_demo, needs_tensorflow=True)
+
+    p = sub.add_parser("study", help="the naturalness study of the thesis (Table 4): create, serve, results")
+    study = p.add_subparsers(dest="study_command", required=True, metavar="STUDY_COMMAND")
+    q = study.add_parser("create", help="pick test images and each run's colourisation into a study folder")
+    q.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (the first one's test set is used)")
+    q.add_argument("--images", type=int, default=20, help="scenes to show (default 20)")
+    q.add_argument("--output", required=True, help="the new study folder")
+    q.add_argument("--seed", type=int, default=42, help="seed of the image choice and participants' orders")
+    q.set_defaults(fn=_study_create, needs_tensorflow=True)
+    q = study.add_parser("serve", help="serve the study (answers go to STUDY_DIR/answers.sqlite)")
+    q.add_argument("study", metavar="STUDY_DIR")
+    _server_options(q)
+    q.add_argument("--model", default=None, help="also serve the colourise page with this generator.keras")
+    q.set_defaults(fn=_study_serve, needs_tensorflow=True)
+    q = study.add_parser("results", help="naturalness per model with 95%% Wilson intervals, beside Table 4")
+    q.add_argument("study", metavar="STUDY_DIR")
+    q.add_argument(
+        "--output", default=None, help="folder for results.md, results.csv, naturalness.png (default: the study)"
+    )
+    q.add_argument("--exclude-flagged", action="store_true", help="drop participants flagged as too fast or constant")
+    q.add_argument("--min-response-ms", type=int, default=800, help="flag a median response faster than this (800)")
+    q.set_defaults(fn=_study_results, needs_tensorflow=False)
+
+    p = sub.add_parser("serve", help="serve a colourise page for a generator.keras")
+    p.add_argument("--model", required=True, help="a generator.keras saved by a run")
+    _server_options(p)
+    p.set_defaults(fn=_serve, needs_tensorflow=True)
 
     p = sub.add_parser("check", help="validate config files (all of them) and print what each resolves to")
     p.add_argument("configs", nargs="+", metavar="CONFIG", help="experiment YAML files")
