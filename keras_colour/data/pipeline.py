@@ -23,6 +23,7 @@ from keras_colour.data.images import (
     decode_mask,
     decode_to_rgb8,
 )
+from keras_colour.errors import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -119,7 +120,9 @@ def make_dataset(
             routes.append(route)
             ratios.append(_jpeg_ratio(info, draft) if route == NATIVE_JPEG else 0)
         if not kept:
-            raise ValueError(f"None of the {len(paths)} files is an image: {paths[:3]}")
+            what = "training" if training else "test"
+            examples = ", ".join(paths[:3])
+            raise DataError(f"none of the {len(paths)} {what} images could be decoded (for example {examples})")
         paths = [paths[i] for i in kept]
         mask_paths = [mask_paths[i] for i in kept] if with_masks else None
     elif decoder == "pillow":
