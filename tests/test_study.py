@@ -351,3 +351,14 @@ def test_wilson_interval_matches_known_values():
     assert (round(low, 3), round(high, 3)) == (0.49, 0.943)
     low, high = wilson_interval(0, 1)
     assert low == 0.0 and round(high, 4) == 0.7935
+
+
+def test_serving_beyond_this_machine_is_said_out_loud(runs):
+    server = Server("serve", "--model", runs[0] / "generator.keras", "--host", "0.0.0.0").start()
+    try:
+        with urllib.request.urlopen(server.url("/"), timeout=60) as r:  # the colourise page alone
+            assert r.geturl().endswith("/colourise") and b'type="file"' in r.read()
+    finally:
+        server.stop()
+    output = server.proc.stdout.read()
+    assert "warning: serving on 0.0.0.0: other machines on the network can reach this page" in output
