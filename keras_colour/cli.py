@@ -38,6 +38,18 @@ def _import_tensorflow_quietly():
     warnings.filterwarnings("ignore", message="Your input ran out of data")
 
 
+def _prepare_determinism(args):
+    """`train.deterministic` also needs oneDNN off, which TensorFlow reads once, when it is imported."""
+    from keras_colour.config import ConfigError, load_config
+
+    try:
+        deterministic = load_config(args.config, args.set).train.deterministic
+    except ConfigError:
+        return  # reported by the command itself
+    if deterministic:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+
+
 def _interrupted(config_path, overrides):
     from keras_colour.config import load_config
     from keras_colour.run_folder import RunFolder
@@ -290,6 +302,8 @@ def main(argv=None):
     from keras_colour.errors import UserError
 
     try:
+        if args.command == "train":
+            _prepare_determinism(args)
         if args.needs_tensorflow and not args.verbose:
             _import_tensorflow_quietly()
         return args.fn(args)

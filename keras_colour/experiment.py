@@ -25,6 +25,13 @@ def configure_runtime(config):
     keras.utils.set_random_seed(config.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
+        if os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+            # oneDNN's CPU kernels sum in an order that depends on thread timing (two runs on a busy machine
+            # differed by 4e-3 here); TensorFlow reads the switch once, at import.
+            logger.warning(
+                "train.deterministic: oneDNN was on when TensorFlow was imported, so CPU results can still vary "
+                "between runs. Set TF_ENABLE_ONEDNN_OPTS=0 before importing TensorFlow (keras-colour train does)."
+            )
 
 
 def _sample_batch(data, layout, count):

@@ -400,36 +400,25 @@ def test_fast_upsampling_off_trains_to_the_same_weights_through_fit():
         np.testing.assert_allclose(a, b, atol=1e-4 * scale)
 
 
-DETERMINISTIC = """
-import json, sys, numpy as np, keras
-from keras_colour.config import load_config
-from keras_colour.experiment import train
-from keras_colour.run_folder import RunFolder
-sys.path.insert(0, 'tests')
-from helpers import tiny_overrides
-out = sys.argv[1]
-config = load_config('experiments/quickstart.yaml', tiny_overrides(**{'output_dir': out, 'train.deterministic': True,
-                     'train.steps_per_epoch': 3, 'train.sample_images': 0}))
-train(config)
-g = RunFolder(out).load_generator()
-print(json.dumps(float(sum(np.sum(np.abs(w.astype(np.float64))) for w in g.get_weights()))))
-np.savez(out + '/weights.npz', *g.get_weights())
-"""
-
-
 @pytest.mark.slow
 def test_deterministic_runs_repeat_bit_for_bit(tmp_path, demo_cache):
-    outs = []
+    """Through the command line, which also turns oneDNN off (its CPU sums depend on thread timing)."""
+    overrides = tiny_overrides(**{"train.deterministic": True, "train.steps_per_epoch": 3, "train.sample_images": 0})
+    weights = []
     for name in ("a", "b"):
-        result = subprocess.run(
-            [sys.executable, "-c", DETERMINISTIC, str(tmp_path / name)],
-            capture_output=True, text=True, cwd=ROOT, timeout=600,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_COLOUR_CACHE=demo_cache),
-        )  # fmt: skip
+        out = tmp_path / name
+        cmd = [sys.executable, "-m", "keras_colour.cli", "train", os.path.join(ROOT, "experiments", "quickstart.yaml"),
+               "--stage", "train", "--set", f"output_dir={out}"]  # fmt: skip
+        for o in overrides:
+            cmd += ["--set", o]
+        env = dict(os.environ, KERAS_COLOUR_CACHE=demo_cache)
+        env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600, env=env)
         assert result.returncode == 0, result.stderr[-3000:]
-        outs.append(np.load(tmp_path / name / "weights.npz"))
-    for key in outs[0].files:
-        np.testing.assert_array_equal(outs[0][key], outs[1][key])
+        assert "oneDNN was on" not in result.stderr
+        weights.append(keras.models.load_model(out / "generator.keras").get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.slow

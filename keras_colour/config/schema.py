@@ -245,6 +245,8 @@ class LossConfig(Section):
 class TrainConfig(Section):
     """Optimisation, update protocol, checkpointing and execution settings.
 
+    deterministic: TensorFlow's op determinism and, from the command line, oneDNN off (TF_ENABLE_ONEDNN_OPTS=0):
+    two runs of one config give the same weights bit for bit, at some CPU speed.
     protocol: `simultaneous` (one step: the generator and the discriminators are updated from the same
     forward pass, as the TensorFlow pix2pix tutorial does) or `bbc` (the BBC code's loop: fakes from the
     generator in inference mode, a separate Adam step per discriminator on the real batch and then on
