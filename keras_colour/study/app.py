@@ -103,6 +103,12 @@ def create_app(study_dir=None, model=None, max_upload_mb=20):
             return None
         return participant_plan(state["manifest"], number, state["manifest"]["seed"])
 
+    def to_questions(token):
+        """Remembers the participant in this browser (90 days) and goes to their next image."""
+        response = redirect(url_for("question"))
+        response.set_cookie(COOKIE, token, httponly=True, samesite="Lax", max_age=90 * 24 * 3600)
+        return response
+
     def need_study():
         if "manifest" not in state:
             abort(404)
@@ -124,9 +130,7 @@ def create_app(study_dir=None, model=None, max_upload_mb=20):
     def start():
         need_study()
         token, _ = state["store"].new_participant()
-        response = redirect(url_for("question"))
-        response.set_cookie(COOKIE, token, httponly=True, samesite="Lax", max_age=90 * 24 * 3600)
-        return response
+        return to_questions(token)
 
     @app.get("/resume")
     def resume():
@@ -134,9 +138,7 @@ def create_app(study_dir=None, model=None, max_upload_mb=20):
         token = request.args.get("token", "")
         if plan_for(token) is None:
             return _page("Unknown code", "<p class='error'>That participant code is not known.</p>", 404)
-        response = redirect(url_for("question"))
-        response.set_cookie(COOKIE, token, httponly=True, samesite="Lax", max_age=90 * 24 * 3600)
-        return response
+        return to_questions(token)
 
     @app.get("/question")
     def question():
