@@ -23,6 +23,7 @@ from keras_colour.data.images import decode_to_rgb8, walk_images
 from keras_colour.errors import ModelFileError, UserError
 from keras_colour.heads import predict_ab
 from keras_colour.io_utils import atomic_path
+from keras_colour.precision import Precision
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +124,13 @@ def _lab_chunk_to_rgb(rgb_chunk, ab_chunk):
 
 
 @tf.function(reduce_retracing=True)
-def _compose(rgb, ab_n):
-    """Full-resolution L of `rgb` + upsampled predicted ab -> RGB in [0, 1]."""
+def _compose(rgb, ab_n, correction_n=None):
+    """Full-resolution L of `rgb` + upsampled predicted ab (+ an upsampled correction) -> RGB in [0, 1]."""
     shape = tf.shape(rgb)
-    ab = tf.image.resize(ab_n[None], shape[:2], method="bilinear")[0] * colour.AB_SCALE
+    ab_n = tf.image.resize(ab_n[None], shape[:2], method="bilinear")[0]
+    if correction_n is not None:  # the video temporal filter's, at its working size
+        ab_n += tf.image.resize(correction_n[None], shape[:2], method="bilinear")[0]
+    ab = ab_n * colour.AB_SCALE
     n = shape[0] * shape[1]
     pad = (-n) % _CHUNK
     rgb_flat = tf.reshape(tf.pad(tf.reshape(rgb, [-1, 3]), [[0, pad], [0, 0]]), [-1, _CHUNK, 3])
@@ -154,11 +158,24 @@ def colourise_array(model, rgb8):
     return colour.to_uint8(_compose(rgb, _predict_ab(model, [rgb])[0]))
 
 
-def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_compression=1):
+def compose(rgb8, ab_n, correction_n=None):
+    """uint8 RGB from the full-resolution L of `rgb8` and a normalised ab prediction of any size."""
+    rgb = tf.image.convert_image_dtype(tf.convert_to_tensor(rgb8), tf.float32)
+    return colour.to_uint8(_compose(rgb, ab_n, correction_n))
+
+
+def predict_frames_ab(model, rgb8_frames):
+    """Normalised ab predictions (at the model's size) for uint8 RGB frames, batched where sizes allow."""
+    rgbs = [tf.image.convert_image_dtype(tf.convert_to_tensor(f), tf.float32) for f in rgb8_frames]
+    return _predict_ab(model, rgbs)
+
+
+def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_compression=1, precision="float32"):
     """Colourises files and folders into `output_dir`.
 
     PNG files are written by a background thread while the next batch is
-    computed; `png_compression` (0-9, zlib level) trades file size for speed.
+    computed; `png_compression` (0-9, zlib level) trades file size for speed; `precision` is `float32`,
+    `bfloat16` or `auto` (`keras_colour.precision`).
 
     Returns:
         (written paths, skipped paths). An unreadable file is skipped with a
@@ -178,6 +195,7 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
     written, skipped, pending = [], [], []
     bar = tqdm(total=len(plan), desc="colourise", unit="img", disable=not progress)
     writer = ThreadPoolExecutor(max_workers=1)
+    runner = Precision(model, precision)
 
     def save(array, alpha, target):
         image = Image.fromarray(array) if alpha is None else Image.fromarray(np.dstack([array, alpha]), "RGBA")
@@ -198,7 +216,7 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
         if not chunk:
             continue
         rgbs = [tf.image.convert_image_dtype(tf.convert_to_tensor(rgb), tf.float32) for _, rgb, _ in chunk]
-        for (target, _, alpha), rgb, ab in zip(chunk, rgbs, _predict_ab(model, rgbs)):
+        for (target, _, alpha), rgb, ab in zip(chunk, rgbs, runner.predict(lambda m, b=rgbs: _predict_ab(m, b))):
             pending.append(writer.submit(save, colour.to_uint8(_compose(rgb, ab)), alpha, target))
             written.append(target)
     failed = []

@@ -65,3 +65,32 @@ def plain_generator(model):
     for source, new in replaced.values():
         new.set_weights(_folded_weights(source))
     return plain
+
+
+def _float32_layer(layer):
+    config = layer.get_config()
+    if "dtype" in config:
+        config["dtype"] = "float32"
+    return layer.__class__.from_config(config)
+
+
+def inference_generator(model, input_shape=None):
+    """A float32 copy of a colouriser for serving: built-in layers only, spectral norm folded, ab output only.
+
+    Args:
+        model: a generator (`generator.keras` of a run, whatever its training dtype policy).
+        input_shape: `(height, width)` for a fixed spatial size, `(None, None)` for any size; `None` keeps the
+            model's own. The batch dimension stays free.
+
+    Returns:
+        A functional `keras.Model` from L_n `(B, H, W, 1)` to ab_n `(B, H, W, 2)` computing in float32 (a
+        generator trained under `mixed_float16` or `mixed_bfloat16` is rebuilt in float32 with its weights).
+    """
+    plain = plain_generator(model)
+    if isinstance(plain.output, dict):
+        plain = keras.Model(plain.input, plain.output["ab"], name=plain.name)
+    height, width = input_shape if input_shape is not None else plain.input_shape[1:3]
+    inputs = keras.Input((height, width, 1), name=plain.inputs[0].name.split(":")[0])
+    rebuilt = keras.models.clone_model(plain, input_tensors=inputs, clone_function=_float32_layer)
+    rebuilt.set_weights([np.asarray(w, dtype=np.float32) for w in plain.get_weights()])
+    return rebuilt

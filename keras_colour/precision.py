@@ -1,0 +1,90 @@
+"""Inference precision for colourise and video: float32, bfloat16, or `auto`.
+
+On CPUs with bfloat16 matrix units (Intel AMX, AVX-512 BF16) a generator computing in bfloat16 runs about
+twice as fast. `auto` uses bfloat16 there only when it keeps the result: the first batch is run both ways
+and bfloat16 is kept if the 99th percentile of |ab difference| is within `AB_TOLERANCE` Lab units, else
+float32 (logged either way). On a GPU or a CPU without those units `auto` means float32.
+"""
+
+import logging
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_colour import colour
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("float32", "bfloat16", "auto")
+AB_TOLERANCE = 1.0  # Lab units, 99th percentile
+
+
+def bfloat16_units():
+    """The bfloat16 matrix units this CPU lists in /proc/cpuinfo: `"AMX-BF16"`, `"AVX512-BF16"` or `None`."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return None
+    return "AMX-BF16" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else None
+
+
+def _with_policy(model, policy):
+    def clone_function(layer):
+        config = layer.get_config()
+        if "dtype" in config:
+            config["dtype"] = policy
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone_function)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def bfloat16_generator(model):
+    """`model` computing in bfloat16 (`mixed_bfloat16`: float32 weights and normalisation statistics)."""
+    return _with_policy(model, "mixed_bfloat16")
+
+
+def p99_ab_difference(ab_a, ab_b):
+    """99th percentile of |difference| of two normalised ab predictions, in Lab units."""
+    diff = np.abs(np.asarray(ab_a, np.float32) - np.asarray(ab_b, np.float32)) * colour.AB_SCALE
+    return float(np.percentile(diff, 99))
+
+
+class Precision:
+    """Runs a generator's ab prediction in the precision asked (`float32`, `bfloat16`, `auto`).
+
+    `predict(fn)` takes `fn(model) -> list of ab tensors` so callers keep their own batching; under `auto` the
+    first call decides, once.
+    """
+
+    def __init__(self, model, precision="float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.float32_model = model
+        self.asked = precision
+        self.used = precision if precision != "auto" else None
+        self.p99 = None
+        if precision == "auto" and (tf.config.list_physical_devices("GPU") or not bfloat16_units()):
+            self.used = "float32"
+            logger.info("precision auto: float32 (no bfloat16 matrix units on this CPU, or a GPU is used)")
+        self._bf16 = bfloat16_generator(model) if self.used in ("bfloat16", None) else None
+
+    def predict(self, fn):
+        if self.used == "float32":
+            return fn(self.float32_model)
+        if self.used == "bfloat16":
+            return fn(self._bf16)
+        reference, fast = fn(self.float32_model), fn(self._bf16)
+        self.p99 = p99_ab_difference(np.stack(reference), np.stack(fast))
+        self.used = "bfloat16" if self.p99 <= AB_TOLERANCE else "float32"
+        logger.info(
+            "precision auto: %s (bfloat16 ab differs from float32 by %.2f Lab units at the 99th percentile on the "
+            "first batch; limit %.1f)",
+            self.used,
+            self.p99,
+            AB_TOLERANCE,
+        )
+        return fast if self.used == "bfloat16" else reference

@@ -1,0 +1,146 @@
+"""Colourise a video file or a folder of numbered frames, with temporal consistency.
+
+Each frame is colourised as a photograph is (the model at its own size, its ab upsampled and joined to the
+frame's own full-resolution L), in batches; with `temporal=True` the `TemporalFilter` carries colours along
+the optical flow so they do not flicker, and starts afresh at scene cuts. The output has the source's size,
+frame rate and frame count; a video's audio is copied when ffmpeg is available.
+"""
+
+import dataclasses
+import logging
+import os
+import time
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from keras_colour.colourise import compose, predict_frames_ab
+from keras_colour.precision import Precision
+from keras_colour.video.io import (
+    FrameFolder,
+    FrameFolderWriter,
+    VideoError,
+    VideoFileWriter,
+    copy_audio,
+    open_frames,
+)
+from keras_colour.video.temporal import TemporalFilter, work_size
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class VideoResult:
+    source: str
+    output: str
+    frames: int
+    fps: float
+    width: int
+    height: int
+    temporal: bool
+    scene_cuts: list
+    precision: str
+    audio: str
+    seconds: float = 0.0
+
+
+def output_path(source, output_dir):
+    """Where `source`'s colour version goes: same name (frames: same folder name); `.webm` becomes `.mkv`."""
+    name = os.path.basename(os.path.normpath(source))
+    if not os.path.isdir(source) and name.lower().endswith(".webm"):
+        name = name[:-5] + ".mkv"
+    target = os.path.join(output_dir, name)
+    if os.path.realpath(target) == os.path.realpath(source):
+        raise VideoError(f"the output {target!r} would overwrite the input; choose another --output folder")
+    return target
+
+
+def _batches(frames, size):
+    batch = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def colourise_video(
+    model, source, target, temporal=True, batch_size=8, fps=25.0, codec=None, precision="float32", progress=True
+):
+    """Colourises `source` (a video file or a folder of numbered frames) into `target`.
+
+    Args:
+        model: a generator (`colourise.load_generator`).
+        source: a video file OpenCV reads (mp4, avi, mov, mkv, webm) or a folder of numbered frames.
+        target: the output video file (its extension picks the container) or, for frames, a folder of PNGs.
+        temporal: remove flicker with `TemporalFilter` (frame by frame when False).
+        batch_size: frames per forward pass.
+        fps: frame rate of a frame folder (a video keeps its own).
+        codec: FourCC to write with (default: lossless FFV1 for .mkv/.avi, mp4v for .mp4/.mov).
+        precision: `float32`, `bfloat16` or `auto` (see `keras_colour.precision`).
+        progress: show a progress bar with frames per second.
+
+    Returns:
+        A `VideoResult`.
+
+    Raises:
+        VideoError: the source cannot be opened, ends before its declared length, or a frame cannot be read;
+            the frames finished so far are kept (the message says where).
+    """
+    start = time.perf_counter()
+    frames = open_frames(source, fps)
+    if isinstance(frames, FrameFolder):
+        writer = FrameFolderWriter(target, frames.names)
+    else:
+        writer = VideoFileWriter(target, frames.fps, frames.width, frames.height, codec)
+    runner = Precision(model, precision)
+    smoother = TemporalFilter() if temporal else None
+    height, width = work_size(frames.height, frames.width)
+    bar = tqdm(total=frames.frame_count or None, desc=os.path.basename(source), unit="frame", disable=not progress)
+    try:
+        for batch in _batches(frames, batch_size):
+            for frame, ab in zip(batch, runner.predict(lambda m, b=batch: predict_frames_ab(m, b))):
+                correction = None
+                if smoother is not None:
+                    gray = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (width, height), cv2.INTER_AREA)
+                    ab_work = cv2.resize(np.asarray(ab), (width, height), interpolation=cv2.INTER_LINEAR)
+                    correction = smoother(gray, ab_work)
+                writer.write(compose(frame, ab, correction))
+                bar.update(1)
+    except (VideoError, OSError, KeyboardInterrupt) as e:
+        bar.close()
+        kept = writer.abort()
+        reason = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e)
+        raise VideoError(f"{source}: {reason}; the {writer.frames_written} frame(s) done are kept in {kept!r}") from e
+    except Exception:
+        kept = writer.abort()
+        logger.error("colourising %s failed; the %d frame(s) done are kept in %s", source, writer.frames_written, kept)
+        raise
+    bar.close()
+    if writer.frames_written == 0:
+        writer.abort()
+        raise VideoError(f"{source!r} has no readable frames")
+    if frames.truncated:
+        kept = writer.abort()
+        raise VideoError(
+            f"{source!r} ends after {frames.frames_read} of its {frames.frame_count} frames (cut short or damaged); "
+            f"the {writer.frames_written} colourised frames are kept in {kept!r}"
+        )
+    path = writer.close()
+    audio = "frames have no audio" if isinstance(frames, FrameFolder) else copy_audio(source, path)
+    return VideoResult(
+        source=source,
+        output=path,
+        frames=writer.frames_written,
+        fps=frames.fps,
+        width=frames.width,
+        height=frames.height,
+        temporal=temporal,
+        scene_cuts=list(smoother.cuts) if smoother else [],
+        precision=runner.used or precision,
+        audio=audio,
+        seconds=time.perf_counter() - start,
+    )
