@@ -2,6 +2,8 @@
 
 import logging
 import math
+import signal
+import threading
 
 import keras
 import numpy as np
@@ -58,6 +60,39 @@ class StopOnNonFinite(keras.callbacks.Callback):
             self._stop(*bad, " (validation)" if bad[0].startswith("val_") else "")
 
 
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) ends training after the current step; the unfinished epoch is not saved.
+
+    The signal only sets a flag that the next step's end reads, so it cannot be lost inside TensorFlow or a
+    finaliser (where a `KeyboardInterrupt` is printed and ignored). A second Ctrl-C stops at once.
+    `requested` tells the caller to report the interruption once `fit` returns.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        logger.warning("Interrupted: stopping after this step (Ctrl-C again to stop at once)")
+
+    def on_train_begin(self, logs=None):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.requested:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves the training state, exports the generator and records progress after every epoch.
 
@@ -69,13 +104,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
         checkpoint: `TrainingCheckpoint`.
         run: `RunFolder`.
         total_epochs: int. Written to the state file; the run is finished at that count.
+        interrupt: `StopOnInterrupt`, whose request means the epoch was cut short and is not saved.
     """
 
-    def __init__(self, checkpoint, run, total_epochs):
+    def __init__(self, checkpoint, run, total_epochs, interrupt=None):
         super().__init__()
-        self.checkpoint, self.run, self.total_epochs = checkpoint, run, total_epochs
+        self.checkpoint, self.run, self.total_epochs, self.interrupt = checkpoint, run, total_epochs, interrupt
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.interrupt is not None and self.interrupt.requested:
+            return  # the epoch was cut short: the last completed one stays the latest checkpoint
         generator = self.checkpoint.trainer.generator
         if non_finite(logs) or not weights_finite(generator):
             logger.error("Epoch %d ended with non-finite losses or weights: it is not saved.", epoch + 1)

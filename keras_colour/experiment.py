@@ -71,8 +71,8 @@ def train(config, resume=False, overwrite=False):
         if initial_epoch >= epochs:
             logger.info("Run in %s already finished (%d/%d epochs).", run.path, initial_epoch, epochs)
             return None
-        stop = cb.StopOnNonFinite()
-        callbacks = [stop]
+        stop, interrupt = cb.StopOnNonFinite(), cb.StopOnInterrupt()
+        callbacks = [stop, interrupt]
         if config.train.segmentation_pretrain_epochs:
             callbacks.append(cb.SegmentationSchedule(config.train.segmentation_pretrain_epochs))
         validation = None
@@ -87,7 +87,9 @@ def train(config, resume=False, overwrite=False):
             cb.LossCurves(run),
             keras.callbacks.TensorBoard(run.logs, write_graph=False, update_freq="epoch"),
             cb.ReportSkips(data.skip_log),
-            cb.EpochCheckpoint(ckpt, run, total_epochs=epochs),  # last: history and samples are never behind it
+            cb.EpochCheckpoint(
+                ckpt, run, total_epochs=epochs, interrupt=interrupt
+            ),  # last: history and samples are never behind it
         ]
         history = trainer.fit(
             data.train,
@@ -99,6 +101,9 @@ def train(config, resume=False, overwrite=False):
             verbose=config.train.verbose,
             shuffle=False,  # the pipeline shuffles (seeded)
         )
+        if interrupt.requested:  # the cut-short epoch's history row and sample go; the checkpoint stays
+            run.align_to_checkpoint((run.read_state() or {}).get("completed_epochs", 0))
+            raise KeyboardInterrupt  # the command line says how to continue
     if stop.message:
         raise NonFiniteLossError(stop.message)
     return history

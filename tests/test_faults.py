@@ -424,7 +424,10 @@ def test_ctrl_c_says_how_to_continue(tmp_path, demo_cache):
     assert proc.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr
     done = json.loads((out / "state.json").read_text())["completed_epochs"]
+    assert 1 <= done < 50
     assert f"interrupted after epoch {done}; continue with --resume" in stderr
+    history = (out / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + done  # the cut-short epoch left no row
 
 
 def test_the_command_line_is_quiet_by_default(generator_file, tmp_path):

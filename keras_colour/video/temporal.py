@@ -42,7 +42,7 @@ class TemporalFilter:
         preset: DIS preset (`ultrafast`, `fast`, `medium`).
     """
 
-    def __init__(self, blend=0.8, cut_threshold=0.3, min_trusted=0.2, preset="fast"):
+    def __init__(self, blend=0.9, cut_threshold=0.3, min_trusted=0.2, preset="medium"):
         if not 0.0 <= blend < 1.0:
             raise ValueError(f"blend must be in [0, 1), got {blend}")
         self.blend, self.cut_threshold, self.min_trusted = blend, cut_threshold, min_trusted
