@@ -94,8 +94,8 @@ def _colourise(args):
     photos = [p for p in args.inputs if p not in videos]
     for video in videos:
         result = colourise_video(
-            model, video, output_path(video, args.output), temporal=args.temporal, batch_size=args.batch_size,
-            fps=args.fps, codec=args.codec, precision=args.precision,
+            model, video, output_path(video, args.output, args.container), temporal=args.temporal,
+            batch_size=args.batch_size, fps=args.fps, precision=args.precision,
         )  # fmt: skip
         cuts = f", scene cuts at frames {result.scene_cuts}" if result.scene_cuts else ""
         print(f"Colourised {result.frames} frames ({result.width}x{result.height}, {result.fps:g} fps) into "
@@ -307,8 +307,9 @@ def build_parser():
                        help="carry colours along the optical flow so they do not flicker (default on)")  # fmt: skip
     video.add_argument("--frames", action="store_true", help="treat folder inputs as numbered frames of one shot")
     video.add_argument("--fps", type=float, default=25.0, help="frame rate of a frame folder (default 25)")
-    video.add_argument("--codec", default=None, metavar="FOURCC",
-                       help="video codec (default: lossless FFV1 for .mkv/.avi, mp4v for .mp4/.mov)")  # fmt: skip
+    video.add_argument("--container", choices=("mkv", "mp4", "avi", "mov"), default=None,
+                       help="output container (default: the input's; mkv and avi are lossless FFV1, mp4 and mov "
+                       "H.264 with ffmpeg or MPEG-4 Part 2 without)")  # fmt: skip
     p.set_defaults(fn=_colourise, needs_tensorflow=True)
 
     p = sub.add_parser("evaluate-video", help="flicker (warping error) of a colourised video and PSNR per frame")

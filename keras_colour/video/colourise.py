@@ -45,11 +45,16 @@ class VideoResult:
     seconds: float = 0.0
 
 
-def output_path(source, output_dir):
-    """Where `source`'s colour version goes: same name (frames: same folder name); `.webm` becomes `.mkv`."""
+def output_path(source, output_dir, container=None):
+    """Where `source`'s colour version goes: its name in `output_dir` (frames: the folder's name).
+
+    `container` (`mkv`, `mp4`, `avi`, `mov`) changes a video's extension; `.webm` becomes `.mkv`.
+    """
     name = os.path.basename(os.path.normpath(source))
-    if not os.path.isdir(source) and name.lower().endswith(".webm"):
-        name = name[:-5] + ".mkv"
+    if not os.path.isdir(source):
+        stem, ext = os.path.splitext(name)
+        ext = f".{container}" if container else ".mkv" if ext.lower() == ".webm" else ext
+        name = stem + ext
     target = os.path.join(output_dir, name)
     if os.path.realpath(target) == os.path.realpath(source):
         raise VideoError(f"the output {target!r} would overwrite the input; choose another --output folder")
@@ -67,19 +72,17 @@ def _batches(frames, size):
         yield batch
 
 
-def colourise_video(
-    model, source, target, temporal=True, batch_size=8, fps=25.0, codec=None, precision="float32", progress=True
-):
+def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0, precision="float32", progress=True):
     """Colourises `source` (a video file or a folder of numbered frames) into `target`.
 
     Args:
         model: a generator (`colourise.load_generator`).
         source: a video file OpenCV reads (mp4, avi, mov, mkv, webm) or a folder of numbered frames.
-        target: the output video file (its extension picks the container) or, for frames, a folder of PNGs.
+        target: the output video file or, for frames, a folder of PNGs. The extension picks the container and
+            codec: lossless FFV1 for .mkv and .avi, H.264 (ffmpeg) or MPEG-4 Part 2 (OpenCV) for .mp4 and .mov.
         temporal: remove flicker with `TemporalFilter` (frame by frame when False).
         batch_size: frames per forward pass.
         fps: frame rate of a frame folder (a video keeps its own).
-        codec: FourCC to write with (default: lossless FFV1 for .mkv/.avi, mp4v for .mp4/.mov).
         precision: `float32`, `bfloat16` or `auto` (see `keras_colour.precision`).
         progress: show a progress bar with frames per second.
 
@@ -95,7 +98,7 @@ def colourise_video(
     if isinstance(frames, FrameFolder):
         writer = FrameFolderWriter(target, frames.names)
     else:
-        writer = VideoFileWriter(target, frames.fps, frames.width, frames.height, codec)
+        writer = VideoFileWriter(target, frames.fps, frames.width, frames.height)
     runner = Precision(model, precision)
     smoother = TemporalFilter() if temporal else None
     height, width = work_size(frames.height, frames.width)

@@ -5,6 +5,7 @@ when complete. When the source ends early (a truncated file) or the run is inter
 kept, playable up to the last finished frame, and the error says where it is.
 """
 
+import fractions
 import logging
 import os
 import re
@@ -22,9 +23,9 @@ from keras_colour.io_utils import atomic_path
 logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
-# Lossless FFV1 where the container takes it (an archive master keeps every pixel); MPEG-4 Part 2 for
-# .mp4/.mov, which OpenCV's own FFmpeg can write everywhere (lossy: use .mkv to keep L exactly).
-DEFAULT_CODECS = {".mkv": "FFV1", ".avi": "FFV1", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v"}
+# Lossless FFV1 where the container takes it (an archive master keeps every pixel); for .mp4/.mov H.264
+# through ffmpeg, or MPEG-4 Part 2 through OpenCV's own FFmpeg without one (both lossy: use .mkv to keep L).
+OPENCV_CODECS = {".mkv": "FFV1", ".avi": "FFV1", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v"}
 PARTIAL = ".partial"
 
 
@@ -127,32 +128,76 @@ def open_frames(path, fps=25.0):
 
 
 class VideoFileWriter:
-    """Writes RGB uint8 frames to `path` through `NAME.partial.EXT`; `close()` renames it into place."""
+    """Writes RGB uint8 frames to `path` through `NAME.partial.EXT`; `close()` renames it into place.
 
-    def __init__(self, path, fps, width, height, codec=None):
+    With an ffmpeg executable (`ffmpeg_executable`) frames are piped to it: lossless FFV1 for .mkv/.avi,
+    H.264 (CRF 16) for .mp4/.m4v/.mov, any frame size. Without one OpenCV writes FFV1 or MPEG-4 Part 2, which
+    needs even frame sizes (OpenCV would silently drop the odd row or column, so an odd size is refused).
+    """
+
+    def __init__(self, path, fps, width, height):
         root, ext = os.path.splitext(path)
         ext = ext.lower()
-        codec = codec or DEFAULT_CODECS.get(ext)
-        if codec is None:
-            raise VideoError(f"cannot write {ext!r} videos: give an output ending in {', '.join(DEFAULT_CODECS)}")
+        if ext not in OPENCV_CODECS:
+            raise VideoError(f"cannot write {ext!r} videos: give an output ending in {', '.join(OPENCV_CODECS)}")
         self.path, self.partial = path, f"{root}{PARTIAL}{ext}"
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._writer = cv2.VideoWriter(self.partial, cv2.VideoWriter_fourcc(*codec), fps, (width, height))
-        if not self._writer.isOpened():
-            raise VideoError(f"OpenCV cannot write {codec} video to {self.partial!r}")
         self.frames_written = 0
+        ffmpeg = ffmpeg_executable()
+        self._pipe = self._writer = None
+        if ffmpeg:
+            rate = fractions.Fraction(fps).limit_denominator(1001)
+            command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"]
+            command += ["-s", f"{width}x{height}", "-r", f"{rate.numerator}/{rate.denominator}", "-i", "-"]
+            if OPENCV_CODECS[ext] == "FFV1":
+                command += ["-c:v", "ffv1", "-level", "3"]
+            else:  # 4:2:0 needs even sizes; 4:4:4 plays in fewer players but keeps any size
+                chroma = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+                command += ["-c:v", "libx264", "-crf", "16", "-preset", "fast", "-pix_fmt", chroma]
+            self._pipe = subprocess.Popen(command + [self.partial], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.backend = "ffmpeg"
+            return
+        if width % 2 or height % 2:
+            raise VideoError(
+                f"{width}x{height} frames: OpenCV writes even sizes only; install ffmpeg "
+                '(pip install -e ".[video]") to keep the odd size, or give frames (--frames)'
+            )
+        self._writer = cv2.VideoWriter(self.partial, cv2.VideoWriter_fourcc(*OPENCV_CODECS[ext]), fps, (width, height))
+        if not self._writer.isOpened():
+            raise VideoError(f"OpenCV cannot write {OPENCV_CODECS[ext]} video to {self.partial!r}")
+        self.backend = "opencv"
 
     def write(self, rgb8):
-        self._writer.write(np.ascontiguousarray(rgb8[..., ::-1]))
+        if self._pipe is not None:
+            try:
+                self._pipe.stdin.write(np.ascontiguousarray(rgb8, np.uint8).tobytes())
+            except BrokenPipeError:
+                raise VideoError(f"ffmpeg stopped writing {self.partial!r}: {self._finish()}") from None
+        else:
+            self._writer.write(np.ascontiguousarray(rgb8[..., ::-1]))
         self.frames_written += 1
+
+    def _finish(self):
+        """Ends the encoder; returns ffmpeg's error text ('' when it succeeded)."""
+        if self._pipe is None:
+            self._writer.release()
+            return ""
+        try:
+            self._pipe.stdin.close()
+        except BrokenPipeError:
+            pass
+        error = self._pipe.stderr.read().decode(errors="replace").strip()
+        return error if self._pipe.wait() != 0 else ""
 
     def abort(self):
         """Keeps what was written as `NAME.partial.EXT` (playable up to the last frame) and returns its path."""
-        self._writer.release()
+        self._finish()
         return self.partial
 
     def close(self):
-        self._writer.release()
+        error = self._finish()
+        if error:
+            raise VideoError(f"ffmpeg could not write {self.partial!r}: {error.splitlines()[-1]}")
         os.replace(self.partial, self.path)
         return self.path
 
@@ -206,7 +251,7 @@ def copy_audio(source, video):
     root, ext = os.path.splitext(video)
     muxed = f"{root}.audio{ext}"
     command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", video, "-i", source]
-    command += ["-map", "0:v:0", "-map", "1:a", "-c", "copy", "-shortest", muxed]
+    command += ["-map", "0:v:0", "-map", "1:a", "-c", "copy", muxed]  # every frame kept (no -shortest)
     result = subprocess.run(command, capture_output=True, text=True, errors="replace")
     if result.returncode != 0 or not os.path.isfile(muxed):
         if os.path.exists(muxed):

@@ -1,0 +1,227 @@
+"""Video colourisation: temporal consistency (numbers), the output's format, the warping error, errors."""
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+import skimage.color
+import skimage.data
+
+from helpers import QUICKSTART, cli, one_line_error, sets, tiny_overrides
+from keras_colour import metrics
+from keras_colour.video import colourise_video, output_path
+from keras_colour.video.clips import grayscale, two_shot_clip
+from keras_colour.video.io import VideoError, VideoFile, VideoFileWriter, open_frames
+
+SIZE = (144, 256)  # height, width
+SHOT = 12
+
+
+def write_video(path, frames, fps=24.0):
+    writer = VideoFileWriter(str(path), fps, frames[0].shape[1], frames[0].shape[0])
+    for frame in frames:
+        writer.write(frame)
+    return writer.close()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """Pans and zooms over two real photographs with a hard cut; gray input and colour truth as lossless mkv."""
+    folder = tmp_path_factory.mktemp("clip")
+    colour_frames, cut = two_shot_clip(skimage.data.astronaut(), skimage.data.coffee(), SIZE, SHOT)
+    gray = grayscale(colour_frames)
+    return {
+        "truth": colour_frames,
+        "gray": gray,
+        "cut": cut,
+        "video": write_video(folder / "film.mkv", gray),
+        "reference": write_video(folder / "truth.mkv", colour_frames),
+    }
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory, demo_cache):
+    """A generator trained briefly on the demo photographs (64x64, narrow): a real, imperfect colouriser."""
+    out = tmp_path_factory.mktemp("video_model") / "run"
+    overrides = tiny_overrides(
+        **{
+            "output_dir": str(out),
+            "data.image_size": 64,
+            "data.demo_train_crops": 64,
+            "model.base_filters": 8,
+            "model.max_filters": 32,
+            "model.num_downsamples": 5,
+            "train.epochs": 2,
+        }
+    )
+    result = cli("train", QUICKSTART, *sets(overrides), "--stage", "train")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return str(out / "generator.keras")
+
+
+@pytest.fixture(scope="module")
+def outputs(clip, generator_file, tmp_path_factory):
+    """The clip colourised frame by frame and with temporal consistency."""
+    import keras
+
+    model = keras.models.load_model(generator_file, compile=False)
+    folder = tmp_path_factory.mktemp("out")
+    results = {}
+    for temporal in (False, True):
+        result = colourise_video(model, clip["video"], str(folder / f"t{int(temporal)}.mkv"), temporal=temporal)
+        results[temporal] = (result, list(open_frames(result.output)))
+    return results
+
+
+def test_temporal_consistency_halves_flicker_keeps_psnr_and_restarts_at_the_cut(clip, outputs):
+    (plain, plain_frames), (steady, steady_frames) = outputs[False], outputs[True]
+    flicker_plain = metrics.warping_error(plain_frames, clip["gray"])
+    flicker_steady = metrics.warping_error(steady_frames, clip["gray"])
+    psnr_plain = metrics.psnr_rgb(np.stack(clip["truth"]), np.stack(plain_frames))
+    psnr_steady = metrics.psnr_rgb(np.stack(clip["truth"]), np.stack(steady_frames))
+    print(f"warping error {flicker_plain:.5f} -> {flicker_steady:.5f}; PSNR {psnr_plain:.3f} -> {psnr_steady:.3f} dB")
+    assert flicker_steady <= 0.5 * flicker_plain
+    assert psnr_steady >= psnr_plain - 0.3
+    assert steady.scene_cuts == [clip["cut"]] and plain.scene_cuts == []
+    cut = clip["cut"]
+    np.testing.assert_array_equal(steady_frames[cut], plain_frames[cut])  # nothing carried across the cut
+    np.testing.assert_array_equal(steady_frames[0], plain_frames[0])
+    assert not np.array_equal(steady_frames[cut + 1], plain_frames[cut + 1])  # and the filter is at work
+
+
+def test_output_has_the_inputs_frames_size_rate_and_lightness(clip, outputs):
+    source = VideoFile(clip["video"])
+    result, frames = outputs[True]
+    written = VideoFile(result.output)
+    assert (written.width, written.height, written.fps) == (source.width, source.height, source.fps) == (256, 144, 24)
+    assert len(frames) == written.frame_count == len(clip["gray"]) == result.frames
+    for i in (0, 5, clip["cut"], len(frames) - 1):
+        lightness_in = skimage.color.rgb2lab(clip["gray"][i])[..., 0]
+        lightness_out = skimage.color.rgb2lab(frames[i])[..., 0]
+        assert np.abs(lightness_out - lightness_in).max() <= 0.5
+        assert np.abs(skimage.color.rgb2lab(frames[i])[..., 1:]).mean() > 1.0  # coloured
+
+
+def test_warping_error_measures_flicker():
+    photo = skimage.data.astronaut()[100:244, 100:356]
+    moving = [np.roll(photo, 2 * t, axis=1) for t in range(6)]
+    steady = metrics.warping_errors(moving)
+    hsv = skimage.color.rgb2hsv(photo)
+    flicker = []
+    for t in range(len(moving)):
+        shifted = np.roll(hsv, 2 * t, axis=1).copy()
+        shifted[..., 0] = (shifted[..., 0] + 0.08 * (t % 2)) % 1.0  # hue jumps every other frame
+        flicker.append((skimage.color.hsv2rgb(shifted) * 255).round().astype(np.uint8))
+    flickering = metrics.warping_errors(flicker, moving)
+    assert len(steady) == 5 and max(steady) < 2e-3
+    assert min(flickering) > 5 * max(steady)
+    assert metrics.warping_errors([photo, photo]) == [0.0]
+
+
+def test_frame_folder_in_frame_folder_out_with_temporal_on(clip, generator_file, tmp_path):
+    frames = tmp_path / "shot"
+    frames.mkdir()
+    for i, frame in enumerate(clip["gray"][:6]):
+        cv2.imwrite(str(frames / f"f{i + 1}.png"), frame)  # f1 .. f6: natural order, not f1 f10 f2
+    result = cli("colourise", "--model", generator_file, "--frames", frames, "--output", tmp_path / "o")
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = sorted(os.listdir(tmp_path / "o" / "shot"))
+    assert written == [f"f{i}.png" for i in range(1, 7)]
+    assert "Colourised 6 frames" in result.stdout and "temporal on" in result.stdout
+
+
+def test_odd_size_colour_source_mp4_with_audio(generator_file, tmp_path):
+    from keras_colour.video.io import ffmpeg_executable, has_audio
+
+    ffmpeg = ffmpeg_executable()
+    assert ffmpeg, "the test extras install imageio-ffmpeg"
+    photo = skimage.data.chelsea()
+    frames = [np.ascontiguousarray(np.roll(photo, 3 * t, axis=1)[:61, :97]) for t in range(8)]
+    silent = write_video(tmp_path / "silent.mp4", frames, fps=12.5)
+    source = tmp_path / "cat.mp4"
+    command = [ffmpeg, "-loglevel", "error", "-i", silent, "-f", "lavfi", "-i", "sine=frequency=440:duration=1"]
+    assert (
+        os.system(" ".join(map(str, command + ["-map", "0:v", "-map", "1:a", "-c:v", "copy", "-shortest", source])))
+        == 0
+    )
+    result = cli("colourise", "--model", generator_file, source, "--output", tmp_path / "o", "--no-temporal")
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = VideoFile(str(tmp_path / "o" / "cat.mp4"))
+    assert (out.width, out.height, out.fps, out.frame_count) == (97, 61, 12.5, 8)
+    assert has_audio(out.path, ffmpeg) and "audio copied" in result.stdout
+
+
+def test_without_ffmpeg_audio_is_not_copied_and_it_says_so(clip, generator_file, tmp_path, monkeypatch):
+    import keras
+
+    from keras_colour.video import io
+
+    monkeypatch.setattr(io.shutil, "which", lambda name: None)
+    monkeypatch.setattr(io, "ffmpeg_executable", lambda: None)
+    assert "no ffmpeg found" in io.copy_audio(clip["video"], clip["video"])
+    model = keras.models.load_model(generator_file, compile=False)
+    with pytest.raises(VideoError, match="even sizes only"):
+        io.VideoFileWriter(str(tmp_path / "odd.mkv"), 25, 97, 61)
+    short = write_video(tmp_path / "short.mkv", clip["gray"][:3])
+    result = colourise_video(model, short, str(tmp_path / "o.mkv"), progress=False)
+    assert result.frames == 3 and result.audio.startswith("no audio copied: no ffmpeg found")
+
+
+def test_a_cut_short_video_keeps_its_finished_frames_and_says_so(clip, generator_file, tmp_path):
+    data = open(clip["video"], "rb").read()
+    broken = tmp_path / "broken.mkv"
+    broken.write_bytes(data[: int(len(data) * 0.6)])
+    result = cli("colourise", "--model", generator_file, broken, "--output", tmp_path / "o")
+    partial = tmp_path / "o" / "broken.partial.mkv"
+    one_line_error(result, "broken.mkv", "ends after", "colourised frames are kept in", str(partial))
+    kept = list(VideoFile(str(partial)))
+    assert 0 < len(kept) < len(clip["gray"])
+    assert not (tmp_path / "o" / "broken.mkv").exists()
+
+
+def test_a_file_that_is_not_a_video_is_one_line(generator_file, tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a film")
+    one_line_error(cli("colourise", "--model", generator_file, fake, "--output", tmp_path / "o"), "cannot open")
+    with pytest.raises(VideoError, match="would overwrite the input"):
+        output_path(str(fake), str(tmp_path))
+
+
+def test_evaluate_video_prints_warping_error_and_psnr(clip, outputs, tmp_path):
+    result, frames = outputs[True]
+    csv_path = tmp_path / "frames.csv"
+    run = cli("evaluate-video", result.output, "--input", clip["video"], "--reference", clip["reference"],
+              "--csv", csv_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    expected = metrics.warping_error(frames, clip["gray"])
+    assert f"warping error {expected:.6f}" in run.stdout
+    rows = csv_path.read_text().splitlines()
+    assert len(rows) == 1 + len(frames)
+    psnr_first = metrics.psnr_rgb(clip["truth"][0], frames[0])
+    assert abs(float(rows[1].split(",")[2]) - psnr_first) < 1e-9
+
+
+def test_bfloat16_keeps_ab_within_one_lab_unit_on_the_clip(clip, generator_file):
+    import keras
+
+    from keras_colour.colourise import predict_frames_ab
+    from keras_colour.precision import Precision, bfloat16_generator, bfloat16_units, p99_ab_difference
+
+    model = keras.models.load_model(generator_file, compile=False)
+    frames = clip["gray"][::3]
+    reference = np.stack(predict_frames_ab(model, frames))
+    fast = np.stack(predict_frames_ab(bfloat16_generator(model), frames))
+    assert p99_ab_difference(reference, fast) <= 1.0
+    assert not np.array_equal(reference, fast)  # it did compute in bfloat16
+    auto = Precision(model, "auto")
+    auto.predict(lambda m: predict_frames_ab(m, frames))
+    assert auto.used == ("bfloat16" if bfloat16_units() else "float32")
+
+
+def test_video_through_the_readme_python_api_matches_the_command_line(clip, generator_file, outputs, tmp_path):
+    result = cli("colourise", "--model", generator_file, clip["video"], "--output", tmp_path / "o")
+    assert result.returncode == 0, result.stderr[-2000:]
+    from_cli = list(open_frames(str(tmp_path / "o" / "film.mkv")))
+    for a, b in zip(from_cli, outputs[True][1]):
+        np.testing.assert_array_equal(a, b)
