@@ -2,6 +2,8 @@
 
     python benchmarks/colourise.py [--images 8] [--batch-size 8] [--model generator.keras]
 
+Reports float32 and bfloat16 (`--precision bfloat16` of `keras-colour colourise`) side by side.
+
 Without --model, a randomly initialised 256x256 Gorriz generator (IBN + spectral norm) is used: the
 speed does not depend on the weights.
 """
@@ -21,6 +23,7 @@ from PIL import Image
 
 from keras_colour.colourise import colourise_paths
 from keras_colour.models import build_generator
+from keras_colour.precision import bfloat16_units
 
 
 def main():
@@ -40,19 +43,22 @@ def main():
         os.makedirs(src)
         for i in range(args.images):
             Image.fromarray(np.roll(frame, 37 * i, axis=1)).save(os.path.join(src, f"frame_{i:04d}.jpg"), quality=92)
-        colourise_paths(
-            model, [os.path.join(src, "frame_0000.jpg")], os.path.join(tmp, "warm"), progress=False
-        )  # trace
-        start = time.perf_counter()
-        written, _ = colourise_paths(model, [src], out, batch_size=args.batch_size, progress=False)
-        elapsed = time.perf_counter() - start
+        seconds = {}
+        for precision in ("float32", "bfloat16"):
+            options = dict(progress=False, precision=precision)
+            colourise_paths(model, [os.path.join(src, "frame_0000.jpg")], os.path.join(tmp, "warm"), **options)
+            start = time.perf_counter()
+            written, _ = colourise_paths(model, [src], out, batch_size=args.batch_size, **options)
+            seconds[precision] = (time.perf_counter() - start) / len(written)
     print(
-        f"TensorFlow {tf.__version__}, CPU cores {os.cpu_count()}, GPU: {bool(tf.config.list_physical_devices('GPU'))}"
+        f"TensorFlow {tf.__version__}, CPU cores {os.cpu_count()}, bfloat16 units: {bfloat16_units() or 'none'}, "
+        f"GPU: {bool(tf.config.list_physical_devices('GPU'))}"
     )
-    print(
-        f"colourise: {len(written)} images of 1920x1080 "
-        "(decode JPEG, model at 256x256, full-resolution L, write PNG): "
-          f"{elapsed / len(written):.3f} s per image")  # fmt: skip
+    for precision, value in seconds.items():
+        print(
+            f"colourise ({precision}): {len(written)} images of 1920x1080 "
+            f"(decode JPEG, model at 256x256, full-resolution L, write PNG): {value:.3f} s per image"
+        )
 
 
 if __name__ == "__main__":

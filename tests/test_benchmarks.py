@@ -38,3 +38,19 @@ def test_device_check_cpu_smoke_writes_every_field(tmp_path):
     assert set(report["targets"]) == {"gorriz_vgg16_training", "input_pipeline"}
     table = (tmp_path / "device_check.md").read_text()
     assert "| gorriz3_vgg16 | 32 | 2 | mixed_bfloat16 |" in table and "## Targets" in table
+
+
+@pytest.mark.slow
+def test_video_benchmark_runs_small(tmp_path):
+    out = tmp_path / "video.json"
+    command = [sys.executable, os.path.join(ROOT, "benchmarks", "video.py"), "--size", "72", "128", "--frames", "4",
+               "--model-size", "64", "--batch-size", "2", "--json", str(out)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=900,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["precision"], r["temporal"]) for r in rows] == [
+        ("float32", False), ("float32", True), ("bfloat16", False), ("bfloat16", True)
+    ]  # fmt: skip
+    assert all(r["frames"] == 4 and r["frames_per_s"] > 0 for r in rows)
+    assert "| bfloat16 | on |" in result.stdout

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -103,16 +104,27 @@ def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0
     smoother = TemporalFilter() if temporal else None
     height, width = work_size(frames.height, frames.width)
     bar = tqdm(total=frames.frame_count or None, desc=os.path.basename(source), unit="frame", disable=not progress)
+
+    def finish(batch, predictions):  # in frame order, on one thread, while the next batch is decoded and predicted
+        for frame, ab in zip(batch, predictions):
+            correction = None
+            if smoother is not None:
+                gray = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (width, height), cv2.INTER_AREA)
+                ab_work = cv2.resize(np.asarray(ab), (width, height), interpolation=cv2.INTER_LINEAR)
+                correction = smoother(gray, ab_work)
+            writer.write(compose(frame, ab, correction))
+            bar.update(1)
+
+    pending = None
     try:
-        for batch in _batches(frames, batch_size):
-            for frame, ab in zip(batch, runner.predict(lambda m, b=batch: predict_frames_ab(m, b))):
-                correction = None
-                if smoother is not None:
-                    gray = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (width, height), cv2.INTER_AREA)
-                    ab_work = cv2.resize(np.asarray(ab), (width, height), interpolation=cv2.INTER_LINEAR)
-                    correction = smoother(gray, ab_work)
-                writer.write(compose(frame, ab, correction))
-                bar.update(1)
+        with ThreadPoolExecutor(max_workers=1) as finisher:
+            for batch in _batches(frames, batch_size):
+                predictions = runner.predict(lambda m, b=batch: predict_frames_ab(m, b))
+                if pending is not None:
+                    pending.result()  # at most one batch waits: memory stays bounded, errors surface here
+                pending = finisher.submit(finish, batch, predictions)
+            if pending is not None:
+                pending.result()
     except (VideoError, OSError, KeyboardInterrupt) as e:
         bar.close()
         kept = writer.abort()
