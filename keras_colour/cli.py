@@ -132,8 +132,9 @@ def _export(args):
         load_generator(path), args.format, args.output, size=args.size, dynamic=args.dynamic, overwrite=args.overwrite
     )
     diffs = ", ".join(f"{size}: {diff:.1e}" for size, diff in report["max_abs_diff"].items())
-    shape = "x".join("any" if d is None else str(d) for d in report["input_shape"][1:3])
-    print(f"Exported {args.format} to {report['path']} (float32, input {shape} x 1 L channel); "
+    height, width = report["input_shape"][1:3]
+    shape = "any size" if height is None else f"{height}x{width}"
+    print(f"Exported {args.format} to {report['path']} (float32, L input of {shape}); "
           f"checked in its runtime, max |diff| from Keras {diffs} (tolerance {report['tolerance']:.0e})")  # fmt: skip
     return 0
 
