@@ -200,6 +200,10 @@ def test_evaluate_video_prints_warping_error_and_psnr(clip, outputs, tmp_path):
     assert len(rows) == 1 + len(frames)
     psnr_first = metrics.psnr_rgb(clip["truth"][0], frames[0])
     assert abs(float(rows[1].split(",")[2]) - psnr_first) < 1e-9
+    other = write_video(tmp_path / "other.mkv", [f[:72, :128] for f in clip["gray"]])
+    one_line_error(cli("evaluate-video", result.output, "--input", other), "72", "must match")
+    shorter = write_video(tmp_path / "shorter.mkv", clip["truth"][:5])
+    one_line_error(cli("evaluate-video", result.output, "--reference", shorter), "different frame counts")
 
 
 def test_bfloat16_keeps_ab_within_one_lab_unit_on_the_clip(clip, generator_file):

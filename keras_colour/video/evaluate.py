@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -43,34 +44,42 @@ class VideoEvaluation:
         return "\n".join(lines + ["", summary])
 
 
-def _frames(path, what):
+def _frames(path, what, like=None):
     try:
-        return open_frames(path)
+        frames = open_frames(path)
     except VideoError as e:
         raise VideoError(f"{what}: {e}") from None
+    if like is not None and (frames.width, frames.height) != (like.width, like.height):
+        raise VideoError(
+            f"{what} {path!r} is {frames.width}x{frames.height}, the video {like.width}x{like.height}: they must match"
+        )
+    return frames
 
 
 def evaluate_video(video, input_source=None, reference=None, csv_path=None):
-    """Warping error of each frame against the previous one, and PSNR against `reference` when given."""
+    """Warping error of each frame against the previous one, and PSNR against `reference` when given.
+
+    Frames are streamed (two in memory at a time), so a feature film can be measured.
+    """
     output = _frames(video, "video")
-    flow_source = _frames(input_source, "--input") if input_source else None
-    frames = list(output)
-    if flow_source is not None:
-        motion = list(flow_source)
-        if len(motion) != len(frames) or motion[0].shape != frames[0].shape:
-            raise VideoError(
-                f"--input has {len(motion)} frames of {motion[0].shape[1]}x{motion[0].shape[0]}, the video "
-                f"{len(frames)} of {frames[0].shape[1]}x{frames[0].shape[0]}: they must match"
-            )
-    else:
-        motion = None
-    warping = [float("nan")] + warping_errors(frames, motion)
+    motion = _frames(input_source, "--input", like=output) if input_source else None
+    truth = _frames(reference, "--reference", like=output) if reference else None
     psnr = []
-    if reference:
-        truth = list(_frames(reference, "--reference"))
-        if len(truth) != len(frames) or truth[0].shape != frames[0].shape:
-            raise VideoError(f"--reference has {len(truth)} frames, the video {len(frames)}: they must match")
-        psnr = [psnr_rgb(t, f) for t, f in zip(truth, frames)]
+
+    def measured():
+        if truth is None:
+            yield from output
+            return
+        for frame, true in itertools.zip_longest(output, truth):
+            if frame is None or true is None:
+                raise VideoError(f"--reference and the video have different frame counts ({reference!r}, {video!r})")
+            psnr.append(psnr_rgb(true, frame))
+            yield frame
+
+    try:
+        warping = [float("nan")] + warping_errors(measured(), motion)
+    except ValueError as e:  # frame counts of the video and --input differ
+        raise VideoError(f"--input {input_source!r} and the video {video!r}: {e}") from None
     result = VideoEvaluation(video, warping, psnr, "the input" if input_source else "the video itself")
     if csv_path:
         with open(csv_path, "w", newline="", encoding="utf-8") as f:
