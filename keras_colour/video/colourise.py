@@ -30,6 +30,8 @@ from keras_colour.video.temporal import TemporalFilter, work_size
 
 logger = logging.getLogger(__name__)
 
+COMPOSE_THREADS = max(1, min(4, os.cpu_count() or 1))
+
 
 @dataclasses.dataclass
 class VideoResult:
@@ -106,18 +108,22 @@ def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0
     bar = tqdm(total=frames.frame_count or None, desc=os.path.basename(source), unit="frame", disable=not progress)
 
     def finish(batch, predictions):  # in frame order, on one thread, while the next batch is decoded and predicted
+        corrections = []
         for frame, ab in zip(batch, predictions):
             correction = None
             if smoother is not None:
                 gray = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (width, height), cv2.INTER_AREA)
                 ab_work = cv2.resize(np.asarray(ab), (width, height), interpolation=cv2.INTER_LINEAR)
                 correction = smoother(gray, ab_work)
-            writer.write(compose(frame, ab, correction))
+            corrections.append(correction)
+        # The full-resolution composition runs on one core per frame (XLA's fused loops): frames in parallel.
+        for rgb8 in composer.map(compose, batch, predictions, corrections):
+            writer.write(rgb8)
             bar.update(1)
 
     pending = None
     try:
-        with ThreadPoolExecutor(max_workers=1) as finisher:
+        with ThreadPoolExecutor(max_workers=1) as finisher, ThreadPoolExecutor(COMPOSE_THREADS) as composer:
             for batch in _batches(frames, batch_size):
                 predictions = runner.predict(lambda m, b=batch: predict_frames_ab(m, b))
                 if pending is not None:
