@@ -287,10 +287,10 @@ def build_parser():
     p.add_argument("--max-images", type=int, default=None, help="evaluate at most this many test images per run")
     p.set_defaults(fn=_evaluate, needs_tensorflow=True)
 
-    p = sub.add_parser("colourise", help="colourise image files or folders with a generator.keras")
+    p = sub.add_parser("colourise", help="colourise photographs, folders, videos or frame folders with a generator")
     p.add_argument("--model", required=True, help="a generator.keras saved by a run")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
-    p.add_argument("--output", required=True, help="folder for the PNGs (inputs are never overwritten)")
+    p.add_argument("--output", required=True, help="folder for the PNGs and videos (inputs are never overwritten)")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument(
         "--png-compression",

@@ -229,3 +229,28 @@ def test_video_through_the_readme_python_api_matches_the_command_line(clip, gene
     from_cli = list(open_frames(str(tmp_path / "o" / "film.mkv")))
     for a, b in zip(from_cli, outputs[True][1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_ctrl_c_keeps_the_frames_done(clip, generator_file, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import ROOT
+
+    source = write_video(tmp_path / "long.mkv", clip["gray"] * 6)
+    partial = tmp_path / "o" / "long.partial.mkv"
+    command = [sys.executable, "-m", "keras_colour.cli", "colourise", "--model", generator_file, source,
+               "--output", tmp_path / "o", "--batch-size", "2"]  # fmt: skip
+    proc = subprocess.Popen(list(map(str, command)), stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (partial.exists() and partial.stat().st_size > 100_000):
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and f"are kept in {partial}" in stderr
+    kept = list(VideoFile(str(partial)))
+    assert 0 < len(kept) < 6 * len(clip["gray"])

@@ -131,11 +131,15 @@ def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0
                 pending = finisher.submit(finish, batch, predictions)
             if pending is not None:
                 pending.result()
-    except (VideoError, OSError, KeyboardInterrupt) as e:
+    except KeyboardInterrupt:
         bar.close()
         kept = writer.abort()
-        reason = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e)
-        raise VideoError(f"{source}: {reason}; the {writer.frames_written} frame(s) done are kept in {kept!r}") from e
+        logger.warning("Interrupted: the %d frame(s) done are kept in %s", writer.frames_written, kept)
+        raise
+    except (VideoError, OSError) as e:
+        bar.close()
+        kept = writer.abort()
+        raise VideoError(f"{source}: {e}; the {writer.frames_written} frame(s) done are kept in {kept!r}") from e
     except Exception:
         kept = writer.abort()
         logger.error("colourising %s failed; the %d frame(s) done are kept in %s", source, writer.frames_written, kept)
