@@ -84,30 +84,21 @@ def _evaluate(args):
 
 
 def _colourise(args):
-    from keras_colour.colourise import colourise_paths, load_generator
-    from keras_colour.video import colourise_video, is_frame_folder, is_video, output_path
+    from keras_colour.colourise import load_generator
+    from keras_colour.video import colourise_media
 
     model = load_generator(args.model)
-    videos = [p for p in args.inputs if is_video(p) or (args.frames and is_frame_folder(p))]
-    if args.frames and not videos:
-        raise FileNotFoundError(f"--frames: no folder of numbered frames among {args.inputs}")
-    photos = [p for p in args.inputs if p not in videos]
-    for video in videos:
-        result = colourise_video(
-            model, video, output_path(video, args.output, args.container), temporal=args.temporal,
-            batch_size=args.batch_size, fps=args.fps, precision=args.precision,
-        )  # fmt: skip
+    written, skipped, videos = colourise_media(
+        model, args.inputs, args.output, temporal=args.temporal, frames=args.frames, container=args.container,
+        fps=args.fps, batch_size=args.batch_size, precision=args.precision, png_compression=args.png_compression,
+    )  # fmt: skip
+    for result in videos:
         cuts = f", scene cuts at frames {result.scene_cuts}" if result.scene_cuts else ""
         print(f"Colourised {result.frames} frames ({result.width}x{result.height}, {result.fps:g} fps) into "
               f"{result.output} in {result.seconds:.1f} s ({result.frames / result.seconds:.1f} frames/s); "
               f"temporal {'on' if result.temporal else 'off'}{cuts}; {result.precision}; {result.audio}")  # fmt: skip
-    if not photos:
-        return 0
-    written, skipped = colourise_paths(
-        model, photos, args.output, batch_size=args.batch_size, png_compression=args.png_compression,
-        precision=args.precision,
-    )  # fmt: skip
-    print(f"Colourised {len(written)} image(s) into {args.output}; skipped {len(skipped)} unreadable file(s).")
+    if written or skipped or not videos:
+        print(f"Colourised {len(written)} image(s) into {args.output}; skipped {len(skipped)} unreadable file(s).")
     return 1 if skipped else 0
 
 

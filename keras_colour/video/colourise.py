@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from keras_colour.colourise import compose, predict_frames_ab
+from keras_colour.colourise import colourise_paths, compose, predict_frames_ab
 from keras_colour.precision import Precision
 from keras_colour.video.io import (
     FrameFolder,
@@ -24,6 +24,8 @@ from keras_colour.video.io import (
     VideoError,
     VideoFileWriter,
     copy_audio,
+    is_frame_folder,
+    is_video,
     open_frames,
 )
 from keras_colour.video.temporal import TemporalFilter, work_size
@@ -169,3 +171,26 @@ def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0
         audio=audio,
         seconds=time.perf_counter() - start,
     )
+
+
+def colourise_media(model, inputs, output_dir, temporal=True, frames=False, container=None, fps=25.0, **options):
+    """Colourises photographs, folders of photographs, videos and (with `frames=True`) frame folders.
+
+    Videos and frame folders go through `colourise_video` (each into `output_path(source, output_dir,
+    container)`); everything else through `keras_colour.colourise.colourise_paths`. `options` are the shared
+    ones: `batch_size`, `precision`, `progress`, and `png_compression` for photographs.
+
+    Returns:
+        `(written image paths, skipped image paths, [VideoResult, ...])`.
+    """
+    videos = [p for p in inputs if is_video(p) or (frames and is_frame_folder(p))]
+    if frames and not [p for p in videos if os.path.isdir(p)]:
+        raise VideoError(f"frames=True (--frames): no folder of numbered frames among {list(inputs)}")
+    photos = [p for p in inputs if p not in videos]
+    video_options = {k: v for k, v in options.items() if k != "png_compression"}
+    results = [
+        colourise_video(model, v, output_path(v, output_dir, container), temporal=temporal, fps=fps, **video_options)
+        for v in videos
+    ]
+    written, skipped = colourise_paths(model, photos, output_dir, **options) if photos else ([], [])
+    return written, skipped, results
