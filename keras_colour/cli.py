@@ -291,9 +291,9 @@ def build_parser():
         metavar="0-9",
         help="zlib level of the PNGs (default 1: fast)",
     )
-    p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
-                   help="compute precision of the generator (auto: bfloat16 where the CPU has bfloat16 units and "
-                   "it keeps ab within 1 Lab unit p99 of float32 on the first batch)")  # fmt: skip
+    p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="auto",
+                   help="compute precision of the generator (default auto: bfloat16 where the CPU has bfloat16 units "
+                   "and it keeps ab within 1 Lab unit p99 of float32 on the first batch, else float32)")  # fmt: skip
     video = p.add_argument_group("video (files ending in .mp4 .avi .mov .mkv .m4v .webm; folders with --frames)")
     video.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=True,
                        help="carry colours along the optical flow so they do not flicker (default on)")  # fmt: skip

@@ -170,7 +170,7 @@ def predict_frames_ab(model, rgb8_frames):
     return _predict_ab(model, rgbs)
 
 
-def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_compression=1, precision="float32"):
+def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_compression=1, precision="auto"):
     """Colourises files and folders into `output_dir`.
 
     PNG files are written by a background thread while the next batch is

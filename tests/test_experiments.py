@@ -40,9 +40,6 @@ def test_every_thesis_experiment_has_a_yaml():
     assert expected <= names
 
 
-GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
-
-
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: os.path.basename(p))
 def test_yaml_loads_validates_and_builds_small(path, tmp_path, monkeypatch):
     for var in ("IMAGENET_DIR", "VOC_DIR"):
@@ -71,15 +68,9 @@ def test_yaml_loads_validates_and_builds_small(path, tmp_path, monkeypatch):
     assert unscaled.data.image_size == 256 or unscaled.data.kind == "demo"
 
 
-GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
-
-
 def _run(args, **kw):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=900, **kw)
-
-
-GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
 
 
 @pytest.mark.slow
@@ -137,9 +128,6 @@ def test_run_py_end_to_end_then_evaluate_two_runs(tmp_path, demo_cache):
     assert (report / "histograms.png").stat().st_size > 10_000
 
 
-GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
-
-
 @pytest.fixture(scope="module")
 def generator_file(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("model") / "generator.keras")
@@ -148,14 +136,8 @@ def generator_file(tmp_path_factory):
     return path
 
 
-GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
-
-
 def _lightness(rgb8):
     return skimage.color.rgb2lab(rgb8)[..., 0]
-
-
-GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
 
 
 def test_colourise_full_resolution_keeps_lightness(tmp_path, generator_file, photos):
@@ -184,9 +166,6 @@ def test_colourise_full_resolution_keeps_lightness(tmp_path, generator_file, pho
     assert np.max(np.abs(_lightness(coloured) - gray_l)) <= 0.5
 
 
-GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
-
-
 def test_colourise_cli_on_folder_with_broken_file(tmp_path, generator_file, photos):
     src = tmp_path / "archive"
     (src / "reel1").mkdir(parents=True)
@@ -200,9 +179,6 @@ def test_colourise_cli_on_folder_with_broken_file(tmp_path, generator_file, phot
     assert "broken.jpg" in result.stderr and "skipped 1" in result.stdout
     assert (tmp_path / "out" / "frame0.png").exists() and (tmp_path / "out" / "reel1" / "frame1.png").exists()
     assert os.path.exists(src / "frame0.jpg")  # inputs untouched
-
-
-GORRIZ_VARIANTS = ["bn", "in", "bn_sn", "in_sn", "ibn", "bn_sn_md", "ibn_md"]
 
 
 def test_colourise_refuses_to_overwrite_input(tmp_path, generator_file, photos):

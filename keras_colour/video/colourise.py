@@ -77,7 +77,7 @@ def _batches(frames, size):
         yield batch
 
 
-def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0, precision="float32", progress=True):
+def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0, precision="auto", progress=True):
     """Colourises `source` (a video file or a folder of numbered frames) into `target`.
 
     Args:
