@@ -112,6 +112,9 @@ def _model_input(rgb, size):
     return colour.rgb_to_lab_normalized(small)[0][0]
 
 
+# Full-resolution compositions run in parallel, one per core: XLA runs each one's fused loops on one core.
+COMPOSE_THREADS = max(1, min(4, os.cpu_count() or 1))
+
 # Pixels are converted in chunks of one fixed size, so XLA compiles the
 # conversion once and fuses it, whatever the images' sizes.
 _CHUNK = 1 << 18
@@ -173,9 +176,9 @@ def predict_frames_ab(model, rgb8_frames):
 def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_compression=1, precision="auto"):
     """Colourises files and folders into `output_dir`.
 
-    PNG files are written by a background thread while the next batch is
-    computed; `png_compression` (0-9, zlib level) trades file size for speed; `precision` is `float32`,
-    `bfloat16` or `auto` (`keras_colour.precision`).
+    Each image is composed at full resolution and written as PNG by a pool of threads (the composition
+    runs on one core under XLA) while the next batch is predicted; `png_compression` (0-9, zlib level)
+    trades file size for speed; `precision` is `float32`, `bfloat16` or `auto` (`keras_colour.precision`).
 
     Returns:
         (written paths, skipped paths). An unreadable file is skipped with a
@@ -194,10 +197,11 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
     plan = plan_outputs(items, output_dir)
     written, skipped, pending = [], [], []
     bar = tqdm(total=len(plan), desc="colourise", unit="img", disable=not progress)
-    writer = ThreadPoolExecutor(max_workers=1)
+    writer = ThreadPoolExecutor(max_workers=COMPOSE_THREADS)
     runner = Precision(model, precision)
 
-    def save(array, alpha, target):
+    def save(rgb, ab, alpha, target):
+        array = colour.to_uint8(_compose(rgb, ab))
         image = Image.fromarray(array) if alpha is None else Image.fromarray(np.dstack([array, alpha]), "RGBA")
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with atomic_path(target) as tmp:
@@ -216,8 +220,10 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
         if not chunk:
             continue
         rgbs = [tf.image.convert_image_dtype(tf.convert_to_tensor(rgb), tf.float32) for _, rgb, _ in chunk]
+        for future in pending[: -2 * batch_size]:  # at most two batches in flight: memory stays bounded
+            future.exception()
         for (target, _, alpha), rgb, ab in zip(chunk, rgbs, runner.predict(lambda m, b=rgbs: _predict_ab(m, b))):
-            pending.append(writer.submit(save, colour.to_uint8(_compose(rgb, ab)), alpha, target))
+            pending.append(writer.submit(save, rgb, ab, alpha, target))
             written.append(target)
     failed = []
     for target, future in zip(written, pending):

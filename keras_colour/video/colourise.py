@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from keras_colour.colourise import colourise_paths, compose, predict_frames_ab
+from keras_colour.colourise import COMPOSE_THREADS, colourise_paths, compose, predict_frames_ab
 from keras_colour.precision import Precision
 from keras_colour.video.io import (
     FrameFolder,
@@ -31,8 +31,6 @@ from keras_colour.video.io import (
 from keras_colour.video.temporal import TemporalFilter, work_size
 
 logger = logging.getLogger(__name__)
-
-COMPOSE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclasses.dataclass
