@@ -62,9 +62,12 @@ class TrainingCheckpoint:
         logger.info("Saved checkpoint %s", path)
         return path
 
-    def restore(self):
-        """Restores the latest checkpoint; returns the number of completed epochs (0 if none)."""
-        latest = self.manager.latest_checkpoint
+    def restore(self, directory=None):
+        """Restores the latest checkpoint (of `directory`, default this one's); returns completed epochs (0 if none).
+
+        Workers other than the chief restore the chief's checkpoint and save into a folder of their own.
+        """
+        latest = self.manager.latest_checkpoint if directory is None else tf.train.latest_checkpoint(directory)
         if latest is None:
             return 0
         self.checkpoint.restore(latest).assert_existing_objects_matched()

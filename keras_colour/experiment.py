@@ -2,6 +2,8 @@
 
 import logging
 import os
+import shutil
+import tempfile
 
 import keras
 import numpy as np
@@ -13,6 +15,7 @@ from keras_colour.batch import BatchLayout
 from keras_colour.checkpoint import TrainingCheckpoint
 from keras_colour.config import ConfigError, load_config
 from keras_colour.data import build_datasets, check_decodable, make_dataset, resolve_files
+from keras_colour.distributed import cluster, fit_workers
 from keras_colour.errors import NonFiniteLossError, RunExistsError
 from keras_colour.evaluation import evaluate_generator, load_histograms, save_histograms, write_comparison
 from keras_colour.run_folder import RunFolder
@@ -60,9 +63,22 @@ def train(config, resume=False, overwrite=False):
         check_decodable(data.test, data.test_paths, data.skip_log, "test", config.data.batch_size)
     logger.info("Data: %s", data.summary())
     trainer = build_trainer(config, strategy, layout=data.layout)
-    with run.open_for_training(config, resume, overwrite):
+    workers, index, is_chief = cluster() if config.train.distribute == "multi_worker" else (1, 0, True)
+    shared = run  # where checkpoints are restored from (a shared file system on a cluster)
+    if not is_chief:  # the others write into a folder of their own, removed at the end
+        run = RunFolder(tempfile.mkdtemp(prefix=f"keras-colour-worker{index}-"))
+        logger.info("Worker %d of %d: the chief writes the run; this worker writes into %s", index, workers, run.path)
+    try:
+        return _train_in(config, run, shared, trainer, data, resume, overwrite and is_chief, workers)
+    finally:
+        if not is_chief:
+            shutil.rmtree(run.path, ignore_errors=True)
+
+
+def _train_in(config, run, shared, trainer, data, resume, overwrite, workers):
+    with run.open_for_training(config, resume and run is shared, overwrite):
         ckpt = TrainingCheckpoint(trainer, run.checkpoints)
-        initial_epoch = ckpt.restore() if resume else 0
+        initial_epoch = ckpt.restore(shared.checkpoints) if resume else 0
         trainer.g_optimizer.learning_rate.assign(config.train.g_learning_rate)
         if trainer.d_optimizer is not None:
             trainer.d_optimizer.learning_rate.assign(config.train.d_learning_rate)
@@ -91,16 +107,18 @@ def train(config, resume=False, overwrite=False):
                 ckpt, run, total_epochs=epochs, interrupt=interrupt
             ),  # last: history and samples are never behind it
         ]
-        history = trainer.fit(
-            data.train,
+        options = dict(
             epochs=epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=config.train.steps_per_epoch or data.steps_per_epoch,
             validation_data=validation,
             callbacks=callbacks,
             verbose=config.train.verbose,
-            shuffle=False,  # the pipeline shuffles (seeded)
         )
+        if workers > 1:  # Keras's fit cannot run on several workers (see keras_colour.distributed)
+            history = fit_workers(trainer, data.train, check_replicas=config.train.check_replicas, **options)
+        else:
+            history = trainer.fit(data.train, shuffle=False, **options)  # the pipeline shuffles (seeded)
         if interrupt.requested:  # the cut-short epoch's history row and sample go; the checkpoint stays
             run.align_to_checkpoint((run.read_state() or {}).get("completed_epochs", 0))
             raise KeyboardInterrupt  # the command line says how to continue
@@ -168,8 +186,8 @@ def run(config_path, overrides=(), stage="all", resume=False, overwrite=False):
     config = load_config(config_path, overrides)
     if stage in ("train", "all"):
         train(config, resume=resume, overwrite=overwrite)
-    if stage in ("evaluate", "all"):
-        return evaluate_run(config.output_dir)
+    if stage in ("evaluate", "all") and (config.train.distribute != "multi_worker" or cluster()[2]):
+        return evaluate_run(config.output_dir)  # on a cluster the chief evaluates
     return None
 
 

@@ -26,7 +26,8 @@ from keras_colour.io_utils import TEMP_MARK, atomic_write_text
 # else changes what the checkpoint holds or what the run means.
 RESUMABLE_CHANGES = (
     "name", "seed", "train.epochs", "train.steps_per_epoch", "train.g_learning_rate", "train.d_learning_rate",
-    "train.verbose", "train.sample_images", "train.eval_max_images", "train.deterministic", "train.jit_compile",
+    "train.verbose", "train.sample_images", "train.eval_max_images", "train.deterministic", "train.check_replicas",
+    "train.jit_compile",
     "data.train", "data.test", "data.cache", "data.shuffle_buffer", "data.demo_cache_dir", "evaluation.",
 )  # fmt: skip
 

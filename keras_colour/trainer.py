@@ -8,8 +8,6 @@ protocol, and `ColourGAN` only combines the objects it is given.
 """
 
 import contextlib
-import json
-import os
 
 import keras
 import tensorflow as tf
@@ -17,7 +15,6 @@ import tensorflow as tf
 from keras_colour import colour, heads, losses, protocols
 from keras_colour.batch import BatchLayout
 from keras_colour.choices import DISTRIBUTE, check_choice
-from keras_colour.errors import UserError
 from keras_colour.models import build_discriminator, build_generator, discriminator_options, generator_options
 from keras_colour.models.fast import fast_twin
 from keras_colour.models.perceptual import FeatureReconstruction
@@ -147,17 +144,6 @@ STRATEGIES = {
 def get_strategy(kind):
     """`none` (default strategy), `mirrored` (all local devices) or `multi_worker` (TF_CONFIG)."""
     check_choice("distribute", kind, DISTRIBUTE)
-    if kind == "multi_worker":
-        workers = len(json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {}).get("worker", []))
-        if workers > 1:
-            # Keras 3's `fit` under MultiWorkerMirroredStrategy with several workers fails inside Keras with
-            # "Attempt to convert a value (PerReplica ...)" (keras-team/keras#20585; TensorFlow's own
-            # multi-worker Keras tutorial fails the same way). Say so now rather than after start-up.
-            raise UserError(
-                f"train.distribute: multi_worker with {workers} workers is not supported by Keras "
-                f"{keras.__version__}'s fit (keras-team/keras#20585). Use distribute: mirrored on one machine "
-                "(all its GPUs), or a single worker"
-            )
     return STRATEGIES[kind]()
 
 

@@ -409,11 +409,3 @@ def test_the_command_line_is_quiet_by_default(generator_file, tmp_path):
         assert noise not in result.stderr, noise
     version = cli("--version")
     assert version.returncode == 0 and version.stdout.startswith("keras-colour ")
-
-
-def test_multi_worker_with_several_workers_says_why_it_cannot_run(tmp_path, demo_cache):
-    tf_config = {"cluster": {"worker": ["127.0.0.1:23456", "127.0.0.1:23457"]}, "task": {"type": "worker", "index": 0}}
-    overrides = tiny_overrides(output_dir=str(tmp_path / "run"), **{"train.distribute": "multi_worker"})
-    result = cli("train", QUICKSTART, *sets(overrides), env={"TF_CONFIG": json.dumps(tf_config)}, timeout=300)
-    one_line_error(result, "multi_worker with 2 workers", "keras-team/keras#20585", "distribute: mirrored")
-    assert not (tmp_path / "run").exists()

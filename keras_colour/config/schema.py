@@ -247,6 +247,8 @@ class TrainConfig(Section):
 
     deterministic: TensorFlow's op determinism and, from the command line, oneDNN off (TF_ENABLE_ONEDNN_OPTS=0):
     two runs of one config give the same weights bit for bit, at some CPU speed.
+    check_replicas: with `distribute: multi_worker` on several workers, compare a checksum of the generator's
+    weights across workers after every step and stop with an error if they differ (costs two all-reduces a step).
     protocol: `simultaneous` (one step: the generator and the discriminators are updated from the same
     forward pass, as the TensorFlow pix2pix tutorial does) or `bbc` (the BBC code's loop: fakes from the
     generator in inference mode, a separate Adam step per discriminator on the real batch and then on
@@ -268,6 +270,7 @@ class TrainConfig(Section):
     jit_compile: bool = False
     fast_upsampling: bool = True
     deterministic: bool = False
+    check_replicas: bool = False
     sample_images: int = 4
     eval_max_images: int | None = None
     verbose: int = 1
