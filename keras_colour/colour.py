@@ -97,6 +97,28 @@ def rgb_to_lab(rgb):
     return _matmul_channels(f, _LAB_FROM_F) - tf.constant([16.0, 0.0, 0.0], dtype=rgb.dtype)
 
 
+def _lab_to_linear(lab):
+    """CIE Lab to linear (not gamma-encoded) RGB, unclipped."""
+    lab = _as_float(lab)
+    _check_channels(lab, "lab")
+    # fy = (L + 16) / 116, fx = fy + a / 500, fz = fy - b / 200.
+    f = _matmul_channels(lab, _F_FROM_LAB) + tf.constant(16.0 / 116.0, dtype=lab.dtype)
+    # skimage sets negative z to 0 (with a warning): the colour is outside the gamut.
+    f = tf.maximum(f, tf.constant([-np.inf, -np.inf, 0.0], dtype=lab.dtype))
+    xyz = tf.where(f > _LAB_F_KNEE, f * f * f, (f - 16.0 / 116.0) / 7.787)
+    return _matmul_channels(xyz, RGB_FROM_XYZ * D65_WHITE[None, :])
+
+
+def rgb_to_lightness(rgb):
+    """CIE L (`[..., 1]`, in [0, 100]) of sRGB in [0, 1]: `rgb_to_lab(rgb)[..., :1]` with a third of the work."""
+    rgb = _as_float(rgb)
+    _check_channels(rgb, "rgb")
+    linear = tf.where(rgb > _SRGB_KNEE, _pow((tf.maximum(rgb, _SRGB_KNEE) + 0.055) / 1.055, 2.4), rgb / 12.92)
+    y = tf.reduce_sum(linear * tf.constant(XYZ_FROM_RGB[1], dtype=rgb.dtype), axis=-1, keepdims=True)
+    fy = tf.where(y > _LAB_EPSILON, _pow(tf.maximum(y, _LAB_EPSILON), 1.0 / 3.0), 7.787 * y + 16.0 / 116.0)
+    return 116.0 * fy - 16.0
+
+
 def lab_to_rgb(lab, clip=True):
     """Converts CIE Lab to sRGB in [0, 1].
 
@@ -110,14 +132,7 @@ def lab_to_rgb(lab, clip=True):
     Returns:
         A tensor of the same shape and dtype with RGB values in [0, 1].
     """
-    lab = _as_float(lab)
-    _check_channels(lab, "lab")
-    # fy = (L + 16) / 116, fx = fy + a / 500, fz = fy - b / 200.
-    f = _matmul_channels(lab, _F_FROM_LAB) + tf.constant(16.0 / 116.0, dtype=lab.dtype)
-    # skimage sets negative z to 0 (with a warning): the colour is outside the gamut.
-    f = tf.maximum(f, tf.constant([-np.inf, -np.inf, 0.0], dtype=lab.dtype))
-    xyz = tf.where(f > _LAB_F_KNEE, f * f * f, (f - 16.0 / 116.0) / 7.787)
-    linear = _matmul_channels(xyz, RGB_FROM_XYZ * D65_WHITE[None, :])
+    linear = _lab_to_linear(lab)
     rgb = tf.where(
         linear > _LINEAR_KNEE,
         1.055 * _pow(tf.maximum(linear, _LINEAR_KNEE), 1.0 / 2.4) - 0.055,
@@ -140,9 +155,14 @@ def lab_to_rgb_keep_lightness(lab, iterations=8, tolerance=1e-4):
     lab = _as_float(lab)
     lightness, ab = lab[..., :1], lab[..., 1:]
 
+    # sRGB encoding is monotonic, so the sRGB test [-tolerance, 1 + tolerance] is a test on linear RGB, without
+    # the power function in every bisection step.
+    low_linear = -tolerance / 12.92
+    high_linear = ((1.0 + tolerance + 0.055) / 1.055) ** 2.4
+
     def in_gamut(scale):
-        rgb = lab_to_rgb(tf.concat([lightness, ab * scale], -1), clip=False)
-        return tf.reduce_all((rgb >= -tolerance) & (rgb <= 1.0 + tolerance), axis=-1, keepdims=True)
+        linear = _lab_to_linear(tf.concat([lightness, ab * scale], -1))
+        return tf.reduce_all((linear >= low_linear) & (linear <= high_linear), axis=-1, keepdims=True)
 
     one = tf.ones_like(lightness)
     low, high = tf.zeros_like(lightness), one

@@ -122,7 +122,7 @@ _CHUNK = 1 << 18
 
 @tf.function(jit_compile=True)
 def _lab_chunk_to_rgb(rgb_chunk, ab_chunk):
-    lightness = colour.rgb_to_lab(rgb_chunk)[:, :1]
+    lightness = colour.rgb_to_lightness(rgb_chunk)
     return colour.lab_to_rgb_keep_lightness(tf.concat([lightness, ab_chunk], -1))
 
 
