@@ -160,7 +160,7 @@ def _study_serve(args):
     from keras_colour.study.app import create_app, serve
 
     model = load_generator(args.model) if args.model else None
-    app = create_app(args.study, model=model, max_upload_mb=args.max_upload_mb)
+    app = create_app(args.study, model=model, max_upload_mb=args.max_upload_mb, precision=args.precision)
     _host_warning(args.host)
     print(f"Study at http://{args.host}:{args.port}/ (Ctrl-C stops it; answers are in {args.study}/answers.sqlite)",
           flush=True)  # fmt: skip
@@ -183,7 +183,8 @@ def _serve(args):
     from keras_colour.colourise import load_generator
     from keras_colour.study.app import create_app, serve
 
-    app = create_app(None, model=load_generator(args.model), max_upload_mb=args.max_upload_mb)
+    app = create_app(None, model=load_generator(args.model), max_upload_mb=args.max_upload_mb,
+                     precision=args.precision)  # fmt: skip
     _host_warning(args.host)
     print(f"Colourise page at http://{args.host}:{args.port}/colourise (Ctrl-C stops it)", flush=True)
     serve(app, args.host, args.port)
@@ -245,6 +246,8 @@ def _server_options(p):
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--max-upload-mb", type=float, default=20, help="largest colourise upload in MB (default 20)")
+    p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="auto",
+                   help="the colourise page's model precision, as for colourise (default auto)")  # fmt: skip
 
 
 def build_parser():

@@ -155,10 +155,14 @@ def _predict_ab_batch(model, rgbs, size):
     return tf.unstack(predict_ab(model, batch))
 
 
-def colourise_array(model, rgb8):
-    """Colourises one uint8 RGB (or grayscale-as-RGB) image; returns uint8 RGB of the same size."""
+def colourise_array(model, rgb8, runner=None):
+    """Colourises one uint8 RGB (or grayscale-as-RGB) image; returns uint8 RGB of the same size.
+
+    In float32, or through `runner` (a `keras_colour.precision.Precision`, as `colourise_paths` uses).
+    """
     rgb = tf.image.convert_image_dtype(tf.convert_to_tensor(rgb8), tf.float32)
-    return colour.to_uint8(_compose(rgb, _predict_ab(model, [rgb])[0]))
+    ab = (runner.predict(lambda m: _predict_ab(m, [rgb])) if runner else _predict_ab(model, [rgb]))[0]
+    return colour.to_uint8(_compose(rgb, ab))
 
 
 def compose(rgb8, ab_n, correction_n=None):

@@ -26,6 +26,7 @@ from waitress import serve as waitress_serve
 from keras_colour import colour
 from keras_colour.colourise import colourise_array
 from keras_colour.data.images import decode_to_rgb8
+from keras_colour.precision import Precision
 from keras_colour.study.create import load_manifest
 from keras_colour.study.store import AnswerStore, DuplicateAnswer
 
@@ -85,8 +86,12 @@ def participant_plan(manifest, number, seed):
     return plan
 
 
-def create_app(study_dir=None, model=None, max_upload_mb=20):
-    """The Flask app: the study pages when `study_dir` is given, the colourise page when `model` is given."""
+def create_app(study_dir=None, model=None, max_upload_mb=20, precision="auto"):
+    """The Flask app: the study pages when `study_dir` is given, the colourise page when `model` is given.
+
+    The colourise page runs the model as `keras-colour colourise` does, in `precision` (`keras_colour.precision`).
+    """
+    runner = Precision(model, precision) if model is not None else None
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 2**20)
     state = {}
@@ -204,7 +209,7 @@ def create_app(study_dir=None, model=None, max_upload_mb=20):
         for upload in files:
             name = os.path.basename(upload.filename.replace("\\", "/")) or "photo"
             try:
-                gray, coloured = _colourise_upload(model, upload.read())
+                gray, coloured = _colourise_upload(runner, upload.read())
             except ValueError as e:
                 errors.append(f"{name}: {e}")
                 continue
@@ -245,7 +250,7 @@ def create_app(study_dir=None, model=None, max_upload_mb=20):
     return app
 
 
-def _colourise_upload(model, data):
+def _colourise_upload(runner, data):
     """(grayscale PNG, colourised PNG) bytes of an uploaded file, by the same path as `keras-colour colourise`."""
     with tempfile.NamedTemporaryFile() as f:
         f.write(data)
@@ -254,7 +259,7 @@ def _colourise_upload(model, data):
             rgb, alpha = decode_to_rgb8(f.name, with_alpha=True)
         except Exception:
             raise ValueError("not an image this page can read (JPEG, PNG, BMP, GIF, WebP, TIFF)") from None
-    coloured = colourise_array(model, rgb)
+    coloured = colourise_array(runner.float32_model, rgb, runner)
     lightness = colour.rgb_to_lab(rgb / 255.0)[..., :1]
     gray = colour.to_uint8(colour.lab_to_rgb(np.concatenate([lightness, np.zeros(rgb.shape[:2] + (2,))], -1)))
     pngs = []
