@@ -8,7 +8,7 @@ next: flicker. `TemporalFilter` removes it without smearing motion:
 2. the previous *output* ab is warped along that flow;
 3. where the motion is trusted (forward-backward consistent, brightness constant, inside the frame) the
    output is `blend * warped previous + (1 - blend) * prediction`, and elsewhere (occlusions, new content) the
-   prediction alone, with the trust mask softened so no seam shows;
+   prediction alone, with the trust mask's edges softened (3x3 Gaussian) so no seam shows;
 4. at a scene cut (gray-level histograms differ by more than `cut_threshold` in total variation, or fewer
    than `min_trusted` of the pixels have trusted motion) nothing is carried over: the frame is exactly the
    frame-by-frame result.
@@ -19,7 +19,6 @@ the frame-by-frame one.
 """
 
 import cv2
-import numpy as np
 
 from keras_colour.video.flow import Flow, histogram_change, warp
 
@@ -75,7 +74,7 @@ class TemporalFilter:
         if trusted.mean() < self.min_trusted:
             self.cuts.append(self._index)
             return None
-        trusted = cv2.GaussianBlur(cv2.erode(trusted, np.ones((3, 3), np.uint8)), (5, 5), 0)
+        trusted = cv2.GaussianBlur(trusted, (3, 3), 0)  # soft edges: no seam where trust ends
         weight = (self.blend * trusted)[..., None]
         correction = weight * (warp(previous_ab, sampling) - ab)
         self._ab = ab + correction
