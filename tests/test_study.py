@@ -127,13 +127,25 @@ def browser():
 
 
 def _click_and_wait(driver, element_id):
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     element = driver.find_element(By.ID, element_id)
     element.click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(element))
+
+    def replaced(_):
+        # The page was replaced by the next one. Chromium reports a node from the old document either as stale or,
+        # while the new document loads, as "Node with given id does not belong to the document".
+        try:
+            return expected_conditions.staleness_of(element)(driver)
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e):
+                return True
+            raise
+
+    WebDriverWait(driver, 30).until(replaced)
 
 
 def _answer_in_browser(driver, count, clicks):
