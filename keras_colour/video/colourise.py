@@ -9,6 +9,8 @@ frame rate and frame count; a video's audio is copied when ffmpeg is available.
 import dataclasses
 import logging
 import os
+import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -62,6 +64,25 @@ def output_path(source, output_dir, container=None):
     if os.path.realpath(target) == os.path.realpath(source):
         raise VideoError(f"the output {target!r} would overwrite the input; choose another --output folder")
     return target
+
+
+class _InterruptFlag:
+    """SIGINT sets `requested` (main thread only); a second Ctrl-C raises at once; `restore()` undoes it."""
+
+    def __init__(self):
+        self.requested, self._previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def _batches(frames, size):
@@ -122,9 +143,12 @@ def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0
             bar.update(1)
 
     pending = None
+    stop = _InterruptFlag()
     try:
         with ThreadPoolExecutor(max_workers=1) as finisher, ThreadPoolExecutor(COMPOSE_THREADS) as composer:
             for batch in _batches(frames, batch_size):
+                if stop.requested:  # Ctrl-C, read here: a KeyboardInterrupt raised inside TensorFlow can be lost
+                    raise KeyboardInterrupt
                 predictions = runner.predict(lambda m, b=batch: predict_frames_ab(m, b))
                 if pending is not None:
                     pending.result()  # at most one batch waits: memory stays bounded, errors surface here
@@ -132,18 +156,22 @@ def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0
             if pending is not None:
                 pending.result()
     except KeyboardInterrupt:
+        stop.restore()
         bar.close()
         kept = writer.abort()
         logger.warning("Interrupted: the %d frame(s) done are kept in %s", writer.frames_written, kept)
         raise
     except (VideoError, OSError) as e:
+        stop.restore()
         bar.close()
         kept = writer.abort()
         raise VideoError(f"{source}: {e}; the {writer.frames_written} frame(s) done are kept in {kept!r}") from e
     except Exception:
+        stop.restore()
         kept = writer.abort()
         logger.error("colourising %s failed; the %d frame(s) done are kept in %s", source, writer.frames_written, kept)
         raise
+    stop.restore()
     bar.close()
     if writer.frames_written == 0:
         writer.abort()
