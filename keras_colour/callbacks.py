@@ -2,14 +2,13 @@
 
 import logging
 import math
-import signal
-import threading
 
 import keras
 import numpy as np
 
 from keras_colour import figures
 from keras_colour.checkpoint import export_generator
+from keras_colour.interrupt import InterruptFlag
 
 logger = logging.getLogger(__name__)
 
@@ -70,27 +69,24 @@ class StopOnInterrupt(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self.requested = False
-        self._previous = None
+        self._flag = None
 
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        logger.warning("Interrupted: stopping after this step (Ctrl-C again to stop at once)")
+    @property
+    def requested(self):
+        return self._flag is not None and self._flag.requested
 
     def on_train_begin(self, logs=None):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+        self._flag = InterruptFlag(
+            on_first=lambda: logger.warning("Interrupted: stopping after this step (Ctrl-C again to stop at once)")
+        )
 
     def on_train_batch_end(self, batch, logs=None):
         if self.requested:
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        if self._flag is not None:
+            self._flag.restore()
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

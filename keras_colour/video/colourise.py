@@ -9,8 +9,6 @@ frame rate and frame count; a video's audio is copied when ffmpeg is available.
 import dataclasses
 import logging
 import os
-import signal
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from keras_colour.colourise import COMPOSE_THREADS, colourise_paths, compose, predict_frames_ab
+from keras_colour.interrupt import InterruptFlag
 from keras_colour.precision import Precision
 from keras_colour.video.io import (
     FrameFolder,
@@ -64,25 +63,6 @@ def output_path(source, output_dir, container=None):
     if os.path.realpath(target) == os.path.realpath(source):
         raise VideoError(f"the output {target!r} would overwrite the input; choose another --output folder")
     return target
-
-
-class _InterruptFlag:
-    """SIGINT sets `requested` (main thread only); a second Ctrl-C raises at once; `restore()` undoes it."""
-
-    def __init__(self):
-        self.requested, self._previous = False, None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def restore(self):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
 
 
 def _batches(frames, size):
@@ -143,7 +123,7 @@ def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0
             bar.update(1)
 
     pending = None
-    stop = _InterruptFlag()
+    stop = InterruptFlag()
     try:
         with ThreadPoolExecutor(max_workers=1) as finisher, ThreadPoolExecutor(COMPOSE_THREADS) as composer:
             for batch in _batches(frames, batch_size):
