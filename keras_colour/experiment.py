@@ -58,7 +58,7 @@ def train(config, resume=False, overwrite=False):
     # The training pipeline repeats and epochs are counted in steps, so a file skipped as undecodable
     # never ends an epoch early.
     data = build_datasets(config, global_batch_size=config.data.batch_size, repeat_train=True)
-    check_decodable(data.train, data.train_paths, data.skip_log, "training", config.data.batch_size)
+    check_decodable(data.train_probe, data.train_paths, data.skip_log, "training", config.data.batch_size)
     if data.test is not None:
         check_decodable(data.test, data.test_paths, data.skip_log, "test", config.data.batch_size)
     logger.info("Data: %s", data.summary())

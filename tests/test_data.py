@@ -11,6 +11,7 @@ from keras_colour.data import (
     SkipLog,
     build_datasets,
     build_demo_dataset,
+    check_decodable,
     list_images,
     make_dataset,
     read_image_list,
@@ -107,6 +108,35 @@ def test_seed_makes_pipeline_deterministic(demo_cache):
     b = next(iter(make_dataset(paths, image_size=32, batch_size=8, training=True, seed=1)))[1].numpy()
     c = next(iter(make_dataset(paths, image_size=32, batch_size=8, training=True, seed=2)))[1].numpy()
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_checking_the_data_leaves_the_training_order_alone(demo_cache):
+    """`check_decodable` on the probe, as `train` does, then the same batches as a bundle never checked.
+
+    Checking on the training pipeline itself advanced its shuffle's shared seed by a thread-timing-dependent
+    number of restarts (4 batches a pass here), so the batch order came out one of two ways at random.
+    """
+    from keras_colour.config import config_from_dict
+
+    config = config_from_dict(
+        {
+            "data": {"kind": "demo", "image_size": 32, "batch_size": 4, "demo_train_crops": 16},
+            "model": {"num_downsamples": 4},
+        }
+    )
+
+    def batches(check):
+        tf.keras.utils.set_random_seed(config.seed)
+        data = build_datasets(config, repeat_train=True)
+        if check:
+            for _ in range(3):
+                check_decodable(data.train_probe, data.train_paths, data.skip_log, "training", 4)
+        return [ab.numpy() for _, ab in data.train.take(10)]  # 2.5 passes over the 16 images
+
+    checked, unchecked = batches(True), batches(False)
+    for a, b in zip(checked, unchecked, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(checked[0], checked[4])  # the second pass is shuffled afresh
 
 
 def test_nearest_resize_option_keeps_original_values(tmp_path):

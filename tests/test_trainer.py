@@ -405,11 +405,7 @@ def test_fast_upsampling_off_trains_to_the_same_weights_through_fit():
 
 @pytest.mark.slow
 def test_deterministic_runs_repeat_bit_for_bit(tmp_path, demo_cache):
-    """Through the command line, which also turns oneDNN off (its CPU sums depend on thread timing).
-
-    Both runs find the demo dataset built: a run that builds it in-process ends 4e-3 away from later runs (the data
-    batches are identical; the cause is not found yet, see the session notes).
-    """
+    """Through the command line, which also turns oneDNN off (its CPU sums depend on thread timing)."""
     from keras_colour.data import build_demo_dataset
 
     build_demo_dataset(None, 16, 42)  # tiny_overrides' demo_train_crops and the seed, in KERAS_COLOUR_CACHE

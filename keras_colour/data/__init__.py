@@ -27,6 +27,7 @@ class DataBundle:
     steps_per_epoch: int = 0
     skip_log: SkipLog = dataclasses.field(default_factory=SkipLog)
     layout: BatchLayout = BatchLayout()
+    train_probe: object = None
 
     def summary(self):
         return (
@@ -100,13 +101,24 @@ def build_datasets(config, global_batch_size=None, repeat_train=False):
         **common,
     )
     test_ds = make_dataset(test, training=False, mask_paths=test_masks, **common) if test else None
+    # The same files in their listed order, for `check_decodable`. Checking on `train_ds` itself would shift
+    # its shuffle: every iterator of a dataset advances one shared seed generator each time `repeat` restarts
+    # the shuffle, and how far a checking iterator reads ahead depends on thread timing (a quick-start run
+    # then took one of two batch orders, at random).
+    probe = make_dataset(
+        train, training=False, drop_remainder=True, mask_paths=train_masks, repeat=repeat_train, **common
+    )
     steps = max(1, len(train) // batch)
     layout = BatchLayout(rgb=data.lab_on_device, mask=train_masks is not None)
-    return DataBundle(train_ds, test_ds, train, test, train_masks, test_masks, steps, skip_log, layout)
+    return DataBundle(train_ds, test_ds, train, test, train_masks, test_masks, steps, skip_log, layout, probe)
 
 
 def check_decodable(dataset, paths, skip_log, what, batch_size):
-    """Raises `DataError` if `dataset` yields no batch (every image undecodable, or too few for one batch)."""
+    """Raises `DataError` if `dataset` yields no batch (every image undecodable, or too few for one batch).
+
+    For a training set pass `DataBundle.train_probe`, not `DataBundle.train`: iterating the training pipeline
+    would change its batch order.
+    """
     for _ in dataset.take(1):
         return
     if skip_log.count >= len(paths):
