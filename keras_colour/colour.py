@@ -141,6 +141,34 @@ def lab_to_rgb(lab, clip=True):
     return tf.clip_by_value(rgb, 0.0, 1.0) if clip else rgb
 
 
+def in_gamut(lab, tolerance=1e-4):
+    """Whether Lab colours are inside the sRGB gamut (each channel in [-tolerance, 1 + tolerance]): bool `[..., 1]`.
+
+    sRGB encoding is monotonic, so the test is done on linear RGB, without the power function.
+    """
+    lab = _as_float(lab)
+    linear = _lab_to_linear(lab)
+    low_linear = -tolerance / 12.92
+    high_linear = ((1.0 + tolerance + 0.055) / 1.055) ** 2.4
+    return tf.reduce_all((linear >= low_linear) & (linear <= high_linear), axis=-1, keepdims=True)
+
+
+def chroma_scale(lab, iterations=8, tolerance=1e-4):
+    """The largest factor in [0, 1] (to 2**-iterations) by which ab can be multiplied and stay in the gamut.
+
+    Bisection, per pixel, for colours outside the gamut; `[..., 1]`. For a colour already inside it gives
+    slightly less than 1: callers keep those colours as they are (`lab_to_rgb_keep_lightness`).
+    """
+    lab = _as_float(lab)
+    lightness, ab = lab[..., :1], lab[..., 1:]
+    low, high = tf.zeros_like(lightness), tf.ones_like(lightness)
+    for _ in range(iterations):
+        mid = 0.5 * (low + high)
+        ok = in_gamut(tf.concat([lightness, ab * mid], -1), tolerance)
+        low, high = tf.where(ok, mid, low), tf.where(ok, high, mid)
+    return low
+
+
 def lab_to_rgb_keep_lightness(lab, iterations=8, tolerance=1e-4):
     """Lab to RGB in [0, 1], bringing out-of-gamut colours into the gamut by
     shrinking their chroma (a, b towards 0) instead of clipping RGB.
@@ -149,29 +177,12 @@ def lab_to_rgb_keep_lightness(lab, iterations=8, tolerance=1e-4):
     (up to 8-bit rounding), which is what an archivist colourising a
     photograph wants: the original grayscale detail, exactly. The largest
     in-gamut chroma scale is found per pixel by bisection (`iterations`
-    halvings; in-gamut pixels keep their colour exactly). Static shapes and
+    halvings, `chroma_scale`; in-gamut pixels keep their colour exactly). Static shapes and
     elementwise ops only, so XLA fuses it into one pass per iteration.
     """
     lab = _as_float(lab)
-    lightness, ab = lab[..., :1], lab[..., 1:]
-
-    # sRGB encoding is monotonic, so the sRGB test [-tolerance, 1 + tolerance] is a test on linear RGB, without
-    # the power function in every bisection step.
-    low_linear = -tolerance / 12.92
-    high_linear = ((1.0 + tolerance + 0.055) / 1.055) ** 2.4
-
-    def in_gamut(scale):
-        linear = _lab_to_linear(tf.concat([lightness, ab * scale], -1))
-        return tf.reduce_all((linear >= low_linear) & (linear <= high_linear), axis=-1, keepdims=True)
-
-    one = tf.ones_like(lightness)
-    low, high = tf.zeros_like(lightness), one
-    for _ in range(iterations):
-        mid = 0.5 * (low + high)
-        ok = in_gamut(mid)
-        low, high = tf.where(ok, mid, low), tf.where(ok, high, mid)
-    scale = tf.where(in_gamut(one), one, low)
-    return lab_to_rgb(tf.concat([lightness, ab * scale], -1))
+    scale = tf.where(in_gamut(lab, tolerance), 1.0, chroma_scale(lab, iterations, tolerance))
+    return lab_to_rgb(tf.concat([lab[..., :1], lab[..., 1:] * scale], -1))
 
 
 def normalize_lab(lab):

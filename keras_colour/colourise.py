@@ -118,27 +118,64 @@ COMPOSE_THREADS = max(1, min(4, os.cpu_count() or 1))
 # Pixels are converted in chunks of one fixed size, so XLA compiles the
 # conversion once and fuses it, whatever the images' sizes.
 _CHUNK = 1 << 18
+# Colours outside the gamut are gathered and their chroma scale found in chunks of a power-of-two size from
+# this up to `_CHUNK` (a few compilations in all): the bisection then costs in proportion to those colours
+# only, a small share of most images.
+_MIN_GAMUT_CHUNK = 1 << 10
 
 
 @tf.function(jit_compile=True)
-def _lab_chunk_to_rgb(rgb_chunk, ab_chunk):
-    lightness = colour.rgb_to_lightness(rgb_chunk)
-    return colour.lab_to_rgb_keep_lightness(tf.concat([lightness, ab_chunk], -1))
+def _chunk_lab(rgb_chunk, ab_chunk):
+    lab = tf.concat([colour.rgb_to_lightness(rgb_chunk), ab_chunk], -1)
+    return lab, colour.in_gamut(lab)[..., 0]
+
+
+@tf.function(jit_compile=True)
+def _chunk_chroma_scale(lab_chunk):
+    return colour.chroma_scale(lab_chunk)
+
+
+@tf.function(jit_compile=True)
+def _chunk_to_uint8(lab_chunk, scale_chunk):
+    rgb = colour.lab_to_rgb(tf.concat([lab_chunk[..., :1], lab_chunk[..., 1:] * scale_chunk], -1))
+    return tf.cast(tf.clip_by_value(tf.round(rgb * 255.0), 0.0, 255.0), tf.uint8)
+
+
+def _chunked(values, size):
+    """`values` [N, C] zero-padded to a multiple of `size` and split into `[-1, size, C]`."""
+    pad = (-tf.shape(values)[0]) % size
+    return tf.reshape(tf.pad(values, [[0, pad], [0, 0]]), [-1, size, values.shape[-1]])
 
 
 @tf.function(reduce_retracing=True)
 def _compose(rgb, ab_n, correction_n=None):
-    """Full-resolution L of `rgb` + upsampled predicted ab (+ an upsampled correction) -> RGB in [0, 1]."""
+    """Full-resolution L of `rgb` + upsampled predicted ab (+ an upsampled correction) -> uint8 RGB.
+
+    The same as `colour.to_uint8(colour.lab_to_rgb_keep_lightness(...))` on the whole image, with the
+    bisection run only where a colour is outside the gamut.
+    """
     shape = tf.shape(rgb)
     ab_n = tf.image.resize(ab_n[None], shape[:2], method="bilinear")[0]
     if correction_n is not None:  # the video temporal filter's, at its working size
         ab_n += tf.image.resize(correction_n[None], shape[:2], method="bilinear")[0]
-    ab = ab_n * colour.AB_SCALE
     n = shape[0] * shape[1]
-    pad = (-n) % _CHUNK
-    rgb_flat = tf.reshape(tf.pad(tf.reshape(rgb, [-1, 3]), [[0, pad], [0, 0]]), [-1, _CHUNK, 3])
-    ab_flat = tf.reshape(tf.pad(tf.reshape(ab, [-1, 2]), [[0, pad], [0, 0]]), [-1, _CHUNK, 2])
-    out = tf.map_fn(lambda x: _lab_chunk_to_rgb(x[0], x[1]), (rgb_flat, ab_flat), fn_output_signature=tf.float32)
+    lab, inside = tf.map_fn(
+        lambda x: _chunk_lab(x[0], x[1]),
+        (_chunked(tf.reshape(rgb, [-1, 3]), _CHUNK), _chunked(tf.reshape(ab_n * colour.AB_SCALE, [-1, 2]), _CHUNK)),
+        fn_output_signature=(tf.float32, tf.bool),
+    )
+    lab = tf.reshape(lab, [-1, 3])
+    outside = tf.where(~tf.reshape(inside, [-1]))
+    count = tf.shape(outside)[0]
+    size = tf.cast(2.0 ** tf.math.ceil(tf.math.log(tf.cast(tf.maximum(count, 1), tf.float32)) / np.log(2.0)), tf.int32)
+    size = tf.clip_by_value(size, _MIN_GAMUT_CHUNK, _CHUNK)
+    scales = tf.map_fn(_chunk_chroma_scale, _chunked(tf.gather_nd(lab, outside), size))
+    scale = tf.tensor_scatter_nd_update(tf.ones_like(lab[:, :1]), outside, tf.reshape(scales, [-1, 1])[:count])
+    out = tf.map_fn(
+        lambda x: _chunk_to_uint8(x[0], x[1]),
+        (tf.reshape(lab, [-1, _CHUNK, 3]), tf.reshape(scale, [-1, _CHUNK, 1])),
+        fn_output_signature=tf.uint8,
+    )
     return tf.reshape(tf.reshape(out, [-1, 3])[:n], shape)
 
 
@@ -162,13 +199,13 @@ def colourise_array(model, rgb8, runner=None):
     """
     rgb = tf.image.convert_image_dtype(tf.convert_to_tensor(rgb8), tf.float32)
     ab = (runner.predict(lambda m: _predict_ab(m, [rgb])) if runner else _predict_ab(model, [rgb]))[0]
-    return colour.to_uint8(_compose(rgb, ab))
+    return _compose(rgb, ab).numpy()
 
 
 def compose(rgb8, ab_n, correction_n=None):
     """uint8 RGB from the full-resolution L of `rgb8` and a normalised ab prediction of any size."""
     rgb = tf.image.convert_image_dtype(tf.convert_to_tensor(rgb8), tf.float32)
-    return colour.to_uint8(_compose(rgb, ab_n, correction_n))
+    return _compose(rgb, ab_n, correction_n).numpy()
 
 
 def predict_frames_ab(model, rgb8_frames):
@@ -205,7 +242,7 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
     runner = Precision(model, precision)
 
     def save(rgb, ab, alpha, target):
-        array = colour.to_uint8(_compose(rgb, ab))
+        array = _compose(rgb, ab).numpy()
         image = Image.fromarray(array) if alpha is None else Image.fromarray(np.dstack([array, alpha]), "RGBA")
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with atomic_path(target) as tmp:

@@ -7,6 +7,7 @@ float32 (logged either way). On a GPU or a CPU without those units `auto` means 
 """
 
 import logging
+import weakref
 
 import keras
 import numpy as np
@@ -42,9 +43,22 @@ def _with_policy(model, policy):
     return copy
 
 
+# One bfloat16 copy per float32 model, so several videos or folders colourised with one model share the copy and
+# its traced forward pass (a new copy costs about a second to build and trace, per call).
+_BFLOAT16_COPIES = weakref.WeakKeyDictionary()
+
+
 def bfloat16_generator(model):
-    """`model` computing in bfloat16 (`mixed_bfloat16`: float32 weights and normalisation statistics)."""
-    return _with_policy(model, "mixed_bfloat16")
+    """`model` computing in bfloat16 (`mixed_bfloat16`: float32 weights and normalisation statistics).
+
+    The copy is built once per model and gets the model's current weights at every call.
+    """
+    copy = _BFLOAT16_COPIES.get(model)
+    if copy is None:
+        copy = _BFLOAT16_COPIES[model] = _with_policy(model, "mixed_bfloat16")
+    else:
+        copy.set_weights(model.get_weights())
+    return copy
 
 
 def p99_ab_difference(ab_a, ab_b):
