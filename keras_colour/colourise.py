@@ -142,8 +142,9 @@ def _chunk_to_uint8(lab_chunk, scale_chunk):
 
 
 def _chunked(values, size):
-    """`values` [N, C] zero-padded to a multiple of `size` and split into `[-1, size, C]`."""
-    pad = (-tf.shape(values)[0]) % size
+    """`values` [N, C] zero-padded to a multiple of `size` (one chunk at least) and split into `[-1, size, C]`."""
+    count = tf.shape(values)[0]
+    pad = tf.where(count == 0, size, (-count) % size)
     return tf.reshape(tf.pad(values, [[0, pad], [0, 0]]), [-1, size, values.shape[-1]])
 
 

@@ -49,8 +49,8 @@ def test_video_benchmark_runs_small(tmp_path):
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["precision"], r["temporal"]) for r in rows] == [
-        ("float32", False), ("float32", True), ("bfloat16", False), ("bfloat16", True)
+    assert [(r["precision"], r["temporal"], r["keyframe_interval"]) for r in rows] == [
+        (p, t, k) for p in ("float32", "bfloat16") for t, k in ((False, 1), (True, 1), (True, 2))
     ]  # fmt: skip
     assert all(r["frames"] == 4 and r["frames_per_s"] > 0 for r in rows)
-    assert "| bfloat16 | on |" in result.stdout
+    assert "| bfloat16 | on | every other frame |" in result.stdout

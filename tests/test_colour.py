@@ -92,3 +92,23 @@ def test_integer_input_is_rejected_with_clear_error():
         colour.rgb_to_lab(tf.constant([[1, 2, 3]], tf.uint8))
     with pytest.raises(ValueError, match="3 channels"):
         colour.rgb_to_lab(tf.zeros([4, 4, 2]))
+
+
+@pytest.mark.parametrize("chroma", [0.0, 0.3, 0.9])
+def test_composition_bisects_only_outside_the_gamut_with_the_same_result(chroma):
+    """`colourise._compose` (bisection on the out-of-gamut colours only) against the whole-image conversion."""
+    import skimage.data
+
+    from keras_colour.colourise import _compose
+
+    rgb = tf.image.convert_image_dtype(skimage.data.coffee()[:301, :457], tf.float32)  # sizes off the chunk grid
+    ab = tf.constant(np.random.default_rng(0).uniform(-chroma, chroma, (40, 40, 2)).astype(np.float32))
+    composed = _compose(rgb, ab).numpy()
+    lab = tf.concat([colour.rgb_to_lightness(rgb), tf.image.resize(ab[None], rgb.shape[:2])[0] * colour.AB_SCALE], -1)
+    whole = colour.to_uint8(colour.lab_to_rgb_keep_lightness(lab))
+    outside = 1 - colour.in_gamut(lab).numpy().mean()
+    assert (outside == 0) == (chroma == 0) and (chroma < 0.9 or outside > 0.2)
+    difference = np.abs(composed.astype(int) - whole.astype(int))
+    # Equal but for rounding, and for rare colours on the gamut's edge whose in-or-out test flips with it.
+    assert composed.dtype == np.uint8 and composed.shape == whole.shape
+    assert (difference > 1).mean() < 1e-4 and (difference > 0).mean() < 1e-3

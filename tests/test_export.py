@@ -92,3 +92,19 @@ def test_export_command_from_a_run_folder(mixed_file, tmp_path):
     served = tf.saved_model.load(str(tmp_path / "served"))
     out = served.serve(tf.constant(reference_input(64, 96)))
     assert out.shape == (1, 64, 96, 2) and out.dtype == tf.float32
+
+
+def test_the_bfloat16_copy_is_built_once_per_model_and_follows_its_weights():
+    from keras_colour.models import build_generator
+    from keras_colour.precision import bfloat16_generator
+
+    model = build_generator("unet", 32, base_filters=4, max_filters=8, num_downsamples=3)
+    first = bfloat16_generator(model)
+    assert first is not model and any(layer.dtype_policy.name == "mixed_bfloat16" for layer in first.layers)
+    model.set_weights([w + 1.0 for w in model.get_weights()])
+    again = bfloat16_generator(model)
+    assert again is first
+    for a, b in zip(again.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = build_generator("unet", 32, base_filters=4, max_filters=8, num_downsamples=3)
+    assert bfloat16_generator(other) is not first

@@ -254,3 +254,45 @@ def test_ctrl_c_keeps_the_frames_done(clip, generator_file, tmp_path):
     assert "Traceback" not in stderr and f"are kept in {partial}" in stderr
     kept = list(VideoFile(str(partial)))
     assert 0 < len(kept) < 25 * len(clip["gray"])
+
+
+def test_keyframes_predict_every_other_frame_and_a_cut_between_them_on_its_own(clip, generator_file, tmp_path,
+                                                                               monkeypatch):  # fmt: skip
+    """Without the clip's first frame the cut falls on an odd frame, one the model skips: it is predicted alone."""
+    import keras
+
+    import keras_colour.video.colourise as video_colourise
+
+    model = keras.models.load_model(generator_file, compile=False)
+    source = write_video(tmp_path / "odd.mkv", clip["gray"][1:])
+    cut = clip["cut"] - 1
+    assert cut % 2 == 1
+    predicted = []
+    real = video_colourise.predict_frames_ab
+    monkeypatch.setattr(video_colourise, "predict_frames_ab", lambda m, f: predicted.append(len(f)) or real(m, f))
+    runs = {}
+    for name, options in (("plain", {"temporal": False}), ("every", {"keyframe_interval": 1}), ("half", {})):
+        predicted.clear()
+        result = colourise_video(model, source, str(tmp_path / f"{name}.mkv"), precision="float32", progress=False,
+                                 batch_size=4, **options)  # fmt: skip
+        runs[name] = (result, sum(predicted), list(open_frames(result.output)))
+    frames = len(clip["gray"]) - 1
+    assert runs["plain"][1] == runs["every"][1] == frames
+    assert runs["half"][1] == (frames + 1) // 2 + 1  # the even frames, and the cut
+    assert runs["half"][0].scene_cuts == runs["every"][0].scene_cuts == [cut]
+    plain, half = runs["plain"][2], runs["half"][2]
+    # Nothing carried across the cut: the frame-by-frame result, up to rounding (the cut ran as a batch of one)
+    difference = np.abs(half[cut].astype(int) - plain[cut].astype(int))
+    assert difference.max() <= 1 and difference.mean() < 0.01, (difference.max(), difference.mean())
+    flicker_plain, flicker_half = (
+        metrics.warping_error(plain, clip["gray"][1:]),
+        metrics.warping_error(half, clip["gray"][1:]),
+    )
+    psnr_plain = metrics.psnr_rgb(np.stack(clip["truth"][1:]), np.stack(plain))
+    psnr_half = metrics.psnr_rgb(np.stack(clip["truth"][1:]), np.stack(half))
+    print(f"every other frame: warping error {flicker_plain:.5f} -> {flicker_half:.5f}; "
+          f"PSNR {psnr_plain:.3f} -> {psnr_half:.3f}")  # fmt: skip
+    assert flicker_half <= 0.5 * flicker_plain and psnr_half >= psnr_plain - 0.3
+    for i in (1, cut + 2, frames - 1):  # skipped frames keep their own L
+        lightness_in = skimage.color.rgb2lab(clip["gray"][1 + i])[..., 0]
+        assert np.abs(skimage.color.rgb2lab(half[i])[..., 0] - lightness_in).max() <= 0.5

@@ -65,18 +65,21 @@ def output_path(source, output_dir, container=None):
     return target
 
 
-def _batches(frames, size):
-    batch = []
+def _batches(frames, size, first=None):
+    """Lists of `size` frames (the first list `first` frames)."""
+    batch, want = [], first or size
     for frame in frames:
         batch.append(frame)
-        if len(batch) == size:
+        if len(batch) == want:
             yield batch
-            batch = []
+            batch, want = [], size
     if batch:
         yield batch
 
 
-def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0, precision="auto", progress=True):
+def colourise_video(
+    model, source, target, temporal=True, batch_size=8, fps=25.0, precision="auto", progress=True, keyframe_interval=2
+):
     """Colourises `source` (a video file or a folder of numbered frames) into `target`.
 
     Args:
@@ -85,7 +88,11 @@ def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0
         target: the output video file or, for frames, a folder of PNGs. The extension picks the container and
             codec: lossless FFV1 for .mkv and .avi, H.264 (ffmpeg) or MPEG-4 Part 2 (OpenCV) for .mp4 and .mov.
         temporal: remove flicker with `TemporalFilter` (frame by frame when False).
-        batch_size: frames per forward pass.
+        batch_size: frames per batch (an even number with `keyframe_interval=2`).
+        keyframe_interval: with `temporal`, run the model on every frame (1) or on every other frame (2, the
+            default: about 1.4x the frames per second), the frames in between getting the predictions on either
+            side carried along the optical flow (`TemporalFilter.between`); a frame in between that starts a
+            new shot is predicted on its own. Without `temporal` every frame is predicted.
         fps: frame rate of a frame folder (a video keeps its own).
         precision: `float32`, `bfloat16` or `auto` (see `keras_colour.precision`).
         progress: show a progress bar with frames per second.
@@ -97,6 +104,8 @@ def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0
         VideoError: the source cannot be opened, ends before its declared length, or a frame cannot be read;
             the frames finished so far are kept (the message says where).
     """
+    if keyframe_interval not in (1, 2):
+        raise ValueError(f"keyframe_interval must be 1 or 2, got {keyframe_interval!r}")
     start = time.perf_counter()
     frames = open_frames(source, fps)
     if isinstance(frames, FrameFolder):
@@ -105,31 +114,68 @@ def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0
         writer = VideoFileWriter(target, frames.fps, frames.width, frames.height)
     runner = Precision(model, precision)
     smoother = TemporalFilter() if temporal else None
+    skipping = temporal and keyframe_interval == 2
+    if skipping:
+        batch_size += batch_size % 2  # batches end on a predicted frame, so each skipped one has both neighbours
     height, width = work_size(frames.height, frames.width)
     bar = tqdm(total=frames.frame_count or None, desc=os.path.basename(source), unit="frame", disable=not progress)
+    last = {"prediction": None}  # the latest model-size prediction, across batches
+
+    def to_work(ab):
+        return cv2.resize(np.asarray(ab, np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+
+    def smooth(batch, predictions):
+        """The model-size base and working-size correction of each frame, through the temporal filter."""
+        grays = [cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (width, height), cv2.INTER_AREA) for f in batch]
+        bases, corrections = [], []
+        for i, (frame, ab) in enumerate(zip(batch, predictions)):
+            stand_in = following = None
+            if ab is None:  # skipped by the model: carried from the predictions on either side
+                following = predictions[i + 1] if i + 1 < len(batch) else None
+                neighbour = (grays[i + 1], to_work(following)) if following is not None else ()
+                stand_in = smoother.between(grays[i], *neighbour)
+                if stand_in is None:  # a new shot starts here: a prediction of its own
+                    ab = runner.predict(lambda m, f=frame: predict_frames_ab(m, [f]))[0]
+            if stand_in is None:
+                last["prediction"] = ab
+                bases.append(ab)
+                corrections.append(smoother(grays[i], to_work(ab)))
+                continue
+            work, motion = stand_in
+            correction = smoother(grays[i], work, motion)
+            # The model-size detail comes from the neighbours' predictions, the carried colours from the
+            # correction (at the working size).
+            base = last["prediction"] if following is None else 0.5 * (last["prediction"] + following)
+            bases.append(base)
+            corrections.append(work - to_work(base) + (0.0 if correction is None else correction))
+        return bases, corrections
 
     def finish(batch, predictions):  # in frame order, on one thread, while the next batch is decoded and predicted
-        corrections = []
-        for frame, ab in zip(batch, predictions):
-            correction = None
-            if smoother is not None:
-                gray = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (width, height), cv2.INTER_AREA)
-                ab_work = cv2.resize(np.asarray(ab), (width, height), interpolation=cv2.INTER_LINEAR)
-                correction = smoother(gray, ab_work)
-            corrections.append(correction)
+        if smoother is None:
+            bases, corrections = predictions, [None] * len(batch)
+        else:
+            bases, corrections = smooth(batch, predictions)
         # The full-resolution composition runs on one core per frame (XLA's fused loops): frames in parallel.
-        for rgb8 in composer.map(compose, batch, predictions, corrections):
+        for rgb8 in composer.map(compose, batch, bases, corrections):
             writer.write(rgb8)
             bar.update(1)
 
     pending = None
     stop = InterruptFlag()
+    index = 0  # of the batch's first frame in the video
     try:
         with ThreadPoolExecutor(max_workers=1) as finisher, ThreadPoolExecutor(COMPOSE_THREADS) as composer:
-            for batch in _batches(frames, batch_size):
+            for batch in _batches(frames, batch_size, first=batch_size + 1 if skipping else None):
                 if stop.requested:  # Ctrl-C, read here: a KeyboardInterrupt raised inside TensorFlow can be lost
                     raise KeyboardInterrupt
-                predictions = runner.predict(lambda m, b=batch: predict_frames_ab(m, b))
+                keys = [i for i in range(len(batch)) if not skipping or (index + i) % 2 == 0]
+                predicted = (
+                    runner.predict(lambda m, b=[batch[i] for i in keys]: predict_frames_ab(m, b)) if keys else []
+                )
+                predictions = [None] * len(batch)
+                for i, ab in zip(keys, predicted):
+                    predictions[i] = ab
+                index += len(batch)
                 if pending is not None:
                     pending.result()  # at most one batch waits: memory stays bounded, errors surface here
                 pending = finisher.submit(finish, batch, predictions)
@@ -179,12 +225,15 @@ def colourise_video(model, source, target, temporal=True, batch_size=8, fps=25.0
     )
 
 
-def colourise_media(model, inputs, output_dir, temporal=True, frames=False, container=None, fps=25.0, **options):
+def colourise_media(
+    model, inputs, output_dir, temporal=True, frames=False, container=None, fps=25.0, keyframe_interval=2, **options
+):
     """Colourises photographs, folders of photographs, videos and (with `frames=True`) frame folders.
 
     Videos and frame folders go through `colourise_video` (each into `output_path(source, output_dir,
-    container)`); everything else through `keras_colour.colourise.colourise_paths`. `options` are the shared
-    ones: `batch_size`, `precision`, `progress`, and `png_compression` for photographs.
+    container)`, with `temporal` and `keyframe_interval`); everything else through
+    `keras_colour.colourise.colourise_paths`. `options` are the shared ones: `batch_size`, `precision`,
+    `progress`, and `png_compression` for photographs.
 
     Returns:
         `(written image paths, skipped image paths, [VideoResult, ...])`.
@@ -195,7 +244,15 @@ def colourise_media(model, inputs, output_dir, temporal=True, frames=False, cont
     photos = [p for p in inputs if p not in videos]
     video_options = {k: v for k, v in options.items() if k != "png_compression"}
     results = [
-        colourise_video(model, v, output_path(v, output_dir, container), temporal=temporal, fps=fps, **video_options)
+        colourise_video(
+            model,
+            v,
+            output_path(v, output_dir, container),
+            temporal=temporal,
+            fps=fps,
+            keyframe_interval=keyframe_interval,
+            **video_options,
+        )  # fmt: skip
         for v in videos
     ]
     written, skipped = colourise_paths(model, photos, output_dir, **options) if photos else ([], [])
