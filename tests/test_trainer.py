@@ -60,8 +60,12 @@ def fixed_batch(size=32, n=4, seed=0):
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_family_trains_and_overfits_one_batch(family):
+    # Adam moves each weight by about the learning rate per step, so at the default 2e-4 the colour loss falls only
+    # to 0.75-0.82x of its start in 36 steps, and a 0.8 threshold failed about one run in five (CPU reductions are not
+    # bit-reproducible across thread timings). At 2e-3 every family ends at 0.22-0.35x (seeds 1 and 2 measured), so
+    # asserting < 0.6x holds by a wide margin while a generator that does not learn still fails.
     keras.utils.set_random_seed(1)
-    trainer = keras_colour.build_trainer(family_config(family))
+    trainer = keras_colour.build_trainer(family_config(family, **{"train.g_learning_rate": 2e-3}))
     lightness, ab = fixed_batch()
     ds = tf.data.Dataset.from_tensors((lightness, ab)).repeat()
     history = trainer.fit(ds, epochs=6, steps_per_epoch=6, verbose=0).history
@@ -75,7 +79,7 @@ def test_family_trains_and_overfits_one_batch(family):
     assert set(history) == expected
     assert all(np.isfinite(v).all() for v in history.values())
     first, last = history["g_colour"][0], history["g_colour"][-1]
-    assert last < 0.8 * first, (first, last)
+    assert last < 0.6 * first, (first, last)
 
 
 def test_lab_and_rgb_layouts_give_the_same_losses_and_a_wrong_layout_is_named():
