@@ -1,5 +1,6 @@
 """The library behind `experiments/run.py`: train and evaluate one experiment in its run folder."""
 
+import hashlib
 import logging
 import os
 import shutil
@@ -43,6 +44,21 @@ def _sample_batch(data, layout, count):
     return layout.unpack(element)
 
 
+def _worker_folder(run_path, index):
+    """A fresh scratch folder for worker `index` of the run in `run_path` (the chief writes the run itself).
+
+    The name is fixed per run and worker, so a worker restarted after a kill (which gave it no chance to clean
+    up) removes what it left there.
+    """
+    key = hashlib.sha1(os.path.realpath(run_path).encode("utf-8")).hexdigest()[:12]
+    path = os.path.join(tempfile.gettempdir(), f"keras-colour-worker{index}-{key}")
+    if os.path.exists(path):
+        logger.info("Removing %s, left by a stopped worker", path)
+        shutil.rmtree(path)
+    os.makedirs(path)
+    return path
+
+
 def train(config, resume=False, overwrite=False):
     """Trains the experiment `config` describes; returns the Keras `History` (None if already finished).
 
@@ -66,7 +82,7 @@ def train(config, resume=False, overwrite=False):
     workers, index, is_chief = cluster() if config.train.distribute == "multi_worker" else (1, 0, True)
     shared = run  # where checkpoints are restored from (a shared file system on a cluster)
     if not is_chief:  # the others write into a folder of their own, removed at the end
-        run = RunFolder(tempfile.mkdtemp(prefix=f"keras-colour-worker{index}-"))
+        run = RunFolder(_worker_folder(shared.path, index))
         logger.info("Worker %d of %d: the chief writes the run; this worker writes into %s", index, workers, run.path)
     try:
         return _train_in(config, run, shared, trainer, data, resume, overwrite and is_chief, workers)
