@@ -1,6 +1,7 @@
 """Video colourisation: temporal consistency (numbers), the output's format, the warping error, errors."""
 
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -296,3 +297,24 @@ def test_keyframes_predict_every_other_frame_and_a_cut_between_them_on_its_own(c
     for i in (1, cut + 2, frames - 1):  # skipped frames keep their own L
         lightness_in = skimage.color.rgb2lab(clip["gray"][1 + i])[..., 0]
         assert np.abs(skimage.color.rgb2lab(half[i])[..., 0] - lightness_in).max() <= 0.5
+
+
+def test_a_folders_videos_are_colourised_with_its_photographs(clip, generator_file, tmp_path):
+    folder = tmp_path / "archive"
+    (folder / "reel").mkdir(parents=True)
+    shutil.copy(clip["video"], folder / "reel" / "film.mkv")
+    cv2.imwrite(str(folder / "still.png"), clip["gray"][0])
+    result = cli("colourise", "--model", generator_file, folder, "--output", tmp_path / "o")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Colourised 1 image(s)" in result.stdout and f"Colourised {len(clip['gray'])} frames" in result.stdout
+    assert sorted(os.listdir(tmp_path / "o")) == ["reel", "still.png"]
+    assert len(list(open_frames(str(tmp_path / "o" / "reel" / "film.mkv")))) == len(clip["gray"])
+    # Only videos: no "no image files" error. Two videos that would land on one output: refused before writing.
+    shutil.copy(clip["video"], folder / "reel" / "film.mp4")
+    os.remove(folder / "still.png")
+    result = cli("colourise", "--model", generator_file, folder, "--output", tmp_path / "p", "--container", "mkv")
+    assert result.returncode == 2 and "would both be written to" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "p").exists()
+    os.remove(folder / "reel" / "film.mp4")
+    result = cli("colourise", "--model", generator_file, folder, "--output", tmp_path / "p")
+    assert result.returncode == 0 and os.listdir(tmp_path / "p") == ["reel"], result.stderr[-2000:]

@@ -76,8 +76,10 @@ def _utf8(name):
         return False
 
 
-def walk_images(root):
+def walk_images(root, extensions=IMAGE_EXTENSIONS):
     """Yields `(path, path relative to root)` of every image file under `root`, sorted, each real file once.
+
+    `extensions` (lower case, with the dot) picks other files the same way, for example videos.
 
     Symbolic links to folders are followed, but a folder already visited (a link loop such as
     `ln -s .. data/cls/loop`, or two links to one folder) is skipped with a warning, and so is a file
@@ -94,7 +96,7 @@ def walk_images(root):
         dirnames.sort()
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
-            if not is_image_file(name):
+            if not name.lower().endswith(extensions):
                 continue
             if not _utf8(path):
                 logger.warning("Skipping %r: its name is not valid UTF-8; rename the file to use it", path)

@@ -17,9 +17,11 @@ import numpy as np
 from tqdm import tqdm
 
 from keras_colour.colourise import COMPOSE_THREADS, colourise_paths, compose, predict_frames_ab
+from keras_colour.data.images import walk_images
 from keras_colour.interrupt import InterruptFlag
 from keras_colour.precision import Precision
 from keras_colour.video.io import (
+    VIDEO_EXTENSIONS,
     FrameFolder,
     FrameFolderWriter,
     VideoError,
@@ -232,28 +234,47 @@ def colourise_media(
 
     Videos and frame folders go through `colourise_video` (each into `output_path(source, output_dir,
     container)`, with `temporal` and `keyframe_interval`); everything else through
-    `keras_colour.colourise.colourise_paths`. `options` are the shared ones: `batch_size`, `precision`,
-    `progress`, and `png_compression` for photographs.
+    `keras_colour.colourise.colourise_paths`. A folder's videos (at any depth) are colourised too, into the
+    same relative place under `output_dir` as its photographs. `options` are the shared ones: `batch_size`,
+    `precision`, `progress`, and `png_compression` for photographs.
 
     Returns:
         `(written image paths, skipped image paths, [VideoResult, ...])`.
     """
-    videos = [p for p in inputs if is_video(p) or (frames and is_frame_folder(p))]
-    if frames and not [p for p in videos if os.path.isdir(p)]:
-        raise VideoError(f"frames=True (--frames): no folder of numbered frames among {list(inputs)}")
-    photos = [p for p in inputs if p not in videos]
+    jobs, photos = _plan_media(inputs, output_dir, frames, container)
     video_options = {k: v for k, v in options.items() if k != "png_compression"}
     results = [
         colourise_video(
-            model,
-            v,
-            output_path(v, output_dir, container),
-            temporal=temporal,
-            fps=fps,
-            keyframe_interval=keyframe_interval,
-            **video_options,
+            model, source, target, temporal=temporal, fps=fps, keyframe_interval=keyframe_interval, **video_options
         )  # fmt: skip
-        for v in videos
+        for source, target in jobs
     ]
     written, skipped = colourise_paths(model, photos, output_dir, **options) if photos else ([], [])
     return written, skipped, results
+
+
+def _plan_media(inputs, output_dir, frames, container):
+    """`([(video or frame folder, output)], [photograph inputs])`, with every video output checked first."""
+    jobs, photos = [], []
+    for given in inputs:
+        if is_video(given) or (frames and is_frame_folder(given)):
+            jobs.append((given, output_path(given, output_dir, container)))
+        elif os.path.isdir(given):
+            found = list(walk_images(given, VIDEO_EXTENSIONS))
+            for path, rel in found:
+                jobs.append((path, output_path(path, os.path.join(output_dir, os.path.dirname(rel)), container)))
+            if not found or next(walk_images(given), None) is not None:
+                photos.append(given)  # (a folder with nothing in it gets colourise_paths's error)
+        else:
+            photos.append(given)
+    if frames and not [source for source, _ in jobs if os.path.isdir(source)]:
+        raise VideoError(f"frames=True (--frames): no folder of numbered frames among {list(inputs)}")
+    targets = {}
+    for source, target in jobs:
+        if target in targets:
+            raise VideoError(
+                f"{source!r} and {targets[target]!r} would both be written to {target!r}; colourise them into "
+                "different --output folders (or leave out --container)"
+            )
+        targets[target] = source
+    return jobs, photos
