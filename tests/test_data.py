@@ -290,3 +290,21 @@ def test_a_corrupt_file_with_a_valid_header_and_end_does_not_stop_the_pipeline(t
     (tmp_path / "bad.jpg").write_bytes(bytes(data))
     ds = make_dataset([*good, str(tmp_path / "bad.jpg")], image_size=32, batch_size=1, lab_on_device=True)
     assert 4 <= sum(1 for _ in ds) <= 5  # decoded with artefacts or dropped, but never an exception
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(375, 500), (500, 333), (512, 512), (257, 490), (64, 48), (1, 1), (300, 600), (1024, 700)],
+    ids=lambda s: f"{s[0]}x{s[1]}",
+)
+def test_the_faster_resize_gives_tensorflows_antialiased_bilinear(shape):
+    """Shrinking (up to 2x: the XLA passes), enlarging, one pixel, and larger than 2x (TensorFlow's kernel)."""
+    from keras_colour.data.resize import resize_bilinear_antialiased
+
+    image = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    reference = tf.image.resize(tf.image.convert_image_dtype(image, tf.float32), [256, 256], antialias=True)
+    out = tf.function(resize_bilinear_antialiased, reduce_retracing=True)(tf.constant(image), 256)
+    assert out.shape == (256, 256, 3) and out.dtype == tf.float32
+    np.testing.assert_allclose(out.numpy(), tf.clip_by_value(reference, 0.0, 1.0).numpy(), rtol=0, atol=3e-5)
+    with pytest.raises(TypeError, match="uint8"):
+        resize_bilinear_antialiased(tf.constant(image, tf.float32), 256)

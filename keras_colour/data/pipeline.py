@@ -23,6 +23,7 @@ from keras_colour.data.images import (
     decode_mask,
     decode_to_rgb8,
 )
+from keras_colour.data.resize import resize_bilinear_antialiased
 from keras_colour.errors import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -54,6 +55,8 @@ def _mask_decoder(skip_log):
 
 def resize_rgb(image, image_size, method="bilinear", antialias=True):
     """uint8 or float `[H, W, 3]` -> float32 `[S, S, 3]` in [0, 1]."""
+    if method == "bilinear" and antialias and image.dtype == tf.uint8:
+        return resize_bilinear_antialiased(image, image_size)  # the same numbers as below, faster
     image = tf.image.convert_image_dtype(image, tf.float32)
     image = tf.image.resize(image, [image_size, image_size], method=method, antialias=antialias and method != "nearest")
     return tf.clip_by_value(image, 0.0, 1.0)
