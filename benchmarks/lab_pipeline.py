@@ -33,6 +33,7 @@ from PIL import Image
 
 from keras_colour import colour
 from keras_colour.data import make_dataset, pipeline
+from keras_colour.data.resize import scale_and_translate
 
 
 def photographs():
@@ -53,11 +54,6 @@ PATHS = (
 )
 
 
-def _scale_and_translate(image, size):
-    resized = tf.image.resize(tf.image.convert_image_dtype(image, tf.float32), [size, size], antialias=True)
-    return tf.clip_by_value(resized, 0.0, 1.0)
-
-
 def run_pipeline(paths, path_name, threads, batch, **kwargs):
     """(images/s, images per CPU-second) of one pass of `make_dataset` over `paths`, in a process of its own."""
     spec = dict(paths=paths, path_name=path_name, threads=threads, batch=batch, kwargs=kwargs)
@@ -73,7 +69,7 @@ def _run_pipeline_here(paths, path_name, threads, batch, kwargs, passes=3):
     decoder = "pillow" if path_name.startswith(("before", "Pillow")) else "auto"
     saved = pipeline.resize_bilinear_antialiased
     if path_name.startswith("before"):
-        pipeline.resize_bilinear_antialiased = _scale_and_translate
+        pipeline.resize_bilinear_antialiased = scale_and_translate
     try:
         ds = make_dataset(paths, image_size=256, batch_size=batch, training=True, decoder=decoder, **kwargs)
     finally:

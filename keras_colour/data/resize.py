@@ -55,6 +55,12 @@ def _passes(size):
     return down, across
 
 
+def scale_and_translate(image, size):
+    """The same resize through TensorFlow's own kernel (any size, any dtype)."""
+    resized = tf.image.resize(tf.image.convert_image_dtype(image, tf.float32), [size, size], antialias=True)
+    return tf.clip_by_value(resized, 0.0, 1.0)
+
+
 def resize_bilinear_antialiased(image, size):
     """uint8 `[H, W, 3]` -> float32 `[size, size, 3]` in [0, 1].
 
@@ -72,10 +78,6 @@ def resize_bilinear_antialiased(image, size):
         transposed = tf.transpose(down(padded, height), [1, 0, 2])  # (TensorFlow's transpose: 4x XLA's here)
         return tf.transpose(across(transposed, width), [1, 0, 2])
 
-    def general():
-        resized = tf.image.resize(tf.image.convert_image_dtype(image, tf.float32), [size, size], antialias=True)
-        return tf.clip_by_value(resized, 0.0, 1.0)
-
-    out = tf.cond(tf.logical_and(height <= pad, width <= pad), fast, general)
+    out = tf.cond(tf.logical_and(height <= pad, width <= pad), fast, lambda: scale_and_translate(image, size))
     out.set_shape([size, size, 3])
     return out
