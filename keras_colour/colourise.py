@@ -45,11 +45,11 @@ def collect_inputs(inputs):
     return items
 
 
-def plan_outputs(items, output_dir):
+def plan_outputs(items, output_dir, warn=True):
     """`[(input, output PNG)]`, checked before anything is written.
 
     Inputs whose stems collide (`a.jpg` and `a.png`) get their extension in the name (`a_jpg.png`, `a_png.png`),
-    with a warning. Raises `ColouriseError` if an output would replace any input file.
+    with a warning (unless `warn=False`). Raises `ColouriseError` if an output would replace any input file.
     """
     output_dir = os.path.abspath(output_dir)
     by_stem = {}
@@ -61,7 +61,7 @@ def plan_outputs(items, output_dir):
             stem = f"{stem}_{os.path.splitext(path)[1].lstrip('.').lower()}"
         plan.append((path, os.path.join(output_dir, stem + ".png")))
     renamed = sorted(stem for stem, paths in by_stem.items() if len(paths) > 1)
-    if renamed:
+    if renamed and warn:
         logger.warning("Inputs share a name (%s): their outputs get the extension added (a.jpg -> a_jpg.png)", renamed)
     targets = [os.path.realpath(t) for _, t in plan]
     if len(set(targets)) != len(targets):

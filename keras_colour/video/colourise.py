@@ -16,7 +16,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from keras_colour.colourise import COMPOSE_THREADS, colourise_paths, compose, predict_frames_ab
+from keras_colour.colourise import (
+    COMPOSE_THREADS,
+    collect_inputs,
+    colourise_paths,
+    compose,
+    plan_outputs,
+    predict_frames_ab,
+)
 from keras_colour.data.images import walk_images
 from keras_colour.interrupt import InterruptFlag
 from keras_colour.precision import Precision
@@ -269,6 +276,7 @@ def _plan_media(inputs, output_dir, frames, container):
             photos.append(given)
     if frames and not [source for source, _ in jobs if os.path.isdir(source)]:
         raise VideoError(f"frames=True (--frames): no folder of numbered frames among {list(inputs)}")
+    plan_outputs(collect_inputs(photos), output_dir, warn=False)  # checked before any video is written
     targets = {}
     for source, target in jobs:
         if target in targets:
