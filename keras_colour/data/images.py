@@ -45,10 +45,6 @@ class SkipLog:
         return self.count
 
 
-def is_image_file(path):
-    return path.lower().endswith(IMAGE_EXTENSIONS)
-
-
 def list_images(root):
     """Lists image files under `root` with their class labels.
 
