@@ -7,6 +7,7 @@ by one and unknown to the other.
 
 DATA_KINDS = ("demo", "folder", "list", "voc")
 RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area")
+DECODERS = ("auto", "native", "pillow")
 
 GENERATORS = ("gorriz", "pix2pix", "unet")
 # Down blocks of each generator unless `model.num_downsamples` says otherwise (2x2 / 1x1 bottleneck at 256).
@@ -14,6 +15,7 @@ GENERATOR_DEPTHS = {"gorriz": 7, "pix2pix": 8, "unet": 8}
 DISCRIMINATORS = ("patchgan", "multiscale")
 NORMS = ("bn", "in", "ibn", "none")
 INSTANCE_NORM_MODES = ("channel", "sample")
+BATCH_NORMS = ("keras", "bbc")
 SPECTRAL_NORMS = ("none", "keras", "bbc")
 SEGMENTATION_HEADS = ("none", "shared_decoder", "separate_decoders")
 BACKBONES = ("vgg16", "vgg19", "resnet50", "unet", "fpn")

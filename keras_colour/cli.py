@@ -197,7 +197,8 @@ def describe(config):
     m, d, t = config.model, config.data, config.train
     return (
         f"{m.generator} / {m.discriminator}; protocol={t.protocol}; norm={m.norm}, spectral_norm={m.spectral_norm}, "
-        f"instance_norm={m.instance_norm}; data: {d.kind}, {d.image_size}px, resize={d.resize_method}"
+        f"instance_norm={m.instance_norm}, batch_norm={m.batch_norm}; data: {d.kind}, {d.image_size}px, "
+        f"decoder={d.decoder}, resize={d.resize_method}"
         f"{' +antialias' if d.antialias and d.resize_method != 'nearest' else ''}, flip={d.flip}; "
         f"evaluation: colours={config.evaluation.colours}, "
         f"generator_training_mode={config.evaluation.generator_training_mode}; output_dir={config.output_dir}"
@@ -206,7 +207,7 @@ def describe(config):
 
 def _feature_weights_problem(config):
     feature = config.loss.feature
-    if feature is None or feature.weights in ("imagenet", "none", "random") or os.path.isfile(feature.weights):
+    if feature is None or feature.weights in ("imagenet", "hed", "none", "random") or os.path.isfile(feature.weights):
         return None
     return f"`loss.feature.weights`: file not found: {feature.weights!r}"
 

@@ -3,7 +3,9 @@
 * `simultaneous`: one forward pass in training mode; the generator and the discriminator each take one
   step from it, under two tapes (the TensorFlow pix2pix tutorial's loop).
 * `bbc`: the BBC code's loop (`models/train.py` of bbc/ColorGAN). Fakes come from the generator in
-  inference mode (`combined.predict`); then each discriminator scale takes two separate optimiser steps,
+  inference mode (`combined.predict`), and that prediction also runs every discriminator on them in
+  inference mode, as `combined` has them among its outputs (`models/colorgan.py:70-72`): their outputs
+  are dropped, but each BBC spectral-norm layer takes its power iteration as on every call; then each discriminator scale takes two separate optimiser steps,
   on the real batch against 1 and on the fake batch against 0 (Keras 2's `train_on_batch` twice); then
   the generator takes one step on a fresh training-mode forward pass against the updated
   discriminators. All scales share one discriminator optimiser, as the BBC code compiled every
@@ -18,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from keras_colour import choices
+from keras_colour.models.layers import BBCSpectralNormalization
 
 
 def scaled_total(optimizer, terms):
@@ -56,9 +59,14 @@ class BBC:
 
     def __init__(self):
         self.scales = []
+        self.judge_fakes_in_inference = False
 
     def bind(self, gan):
         d = gan.discriminator
+        # Only BBC spectral norm changes state in an inference call; otherwise the extra pass is skipped.
+        self.judge_fakes_in_inference = d is not None and any(
+            isinstance(layer, BBCSpectralNormalization) for layer in d.layers
+        )
         if d is None:
             self.scales = []
         elif len(d.outputs) == 1:
@@ -80,6 +88,8 @@ class BBC:
         if self.scales:
             _, fake_ab = gan.generate(batch, training=False)
             fake_ab = tf.stop_gradient(fake_ab)
+            if self.judge_fakes_in_inference:  # the rest of `combined.predict`: only its state changes
+                gan.judge(batch, fake_ab, training=False)
             for scale in self.scales:
                 real = self._discriminator_step(gan, scale, batch, batch.ab, 1.0)
                 fake = self._discriminator_step(gan, scale, batch, fake_ab, 0.0)

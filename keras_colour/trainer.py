@@ -17,6 +17,7 @@ from keras_colour.batch import BatchLayout
 from keras_colour.choices import DISTRIBUTE, check_choice
 from keras_colour.models import build_discriminator, build_generator, discriminator_options, generator_options
 from keras_colour.models.fast import fast_twin
+from keras_colour.models.layers import with_bbc_batch_norm
 from keras_colour.models.perceptual import FeatureReconstruction
 
 
@@ -177,6 +178,9 @@ def build_trainer(config, strategy=None, layout=None):
             if m.discriminator != "none"
             else None
         )
+        if m.batch_norm == "bbc":  # Keras 2.2.4's moving statistics, in every network (the BBC code's)
+            generator = with_bbc_batch_norm(generator)
+            discriminator = with_bbc_batch_norm(discriminator) if discriminator is not None else None
         feature = None
         if loss.feature is not None:
             f = loss.feature

@@ -120,6 +120,9 @@ class DataConfig(Section):
 
     kind: `demo` (built in, no network), `folder` (one sub-folder per class, as ImageNet), `list` (a text
     file of paths) or `voc` (Pascal VOC 2012 segmentation).
+    decoder: `auto` (TensorFlow's JPEG/PNG decoders where a file allows, with the accurate DCT; Pillow
+    for the rest), `native` (TensorFlow's only; other files are skipped and logged) or `pillow` (every
+    file through Pillow, as the BBC code's `load_img`).
     """
 
     prefix: ClassVar[str] = "data"
@@ -132,6 +135,7 @@ class DataConfig(Section):
     image_size: int = 256
     resize_method: str = choice("bilinear", choices.RESIZE_METHODS)
     antialias: bool = True
+    decoder: str = choice("auto", choices.DECODERS)
     batch_size: int = 16
     shuffle_buffer: int = 2048
     flip: bool = True
@@ -158,6 +162,8 @@ class ModelConfig(Section):
     `keras_colour.models.layers`); `false` and `true` are read as `none` and `keras`.
     instance_norm: `channel` (per-channel IN, the Gorriz paper) or `sample` (the BBC code's keras-contrib
     layer: whole-sample statistics, one scalar gamma and beta).
+    batch_norm: `keras` (Keras 3's moving averages) or `bbc` (Keras 2.2.4's, as the BBC code trained:
+    zero-debiased, with its variance factor; see `keras_colour.models.layers.BBCBatchNormalization`).
     """
 
     prefix: ClassVar[str] = "model"
@@ -171,6 +177,7 @@ class ModelConfig(Section):
     norm: str = choice("bn", choices.NORMS)
     spectral_norm: str = choice("none", choices.SPECTRAL_NORMS)
     instance_norm: str = choice("channel", choices.INSTANCE_NORM_MODES)
+    batch_norm: str = choice("keras", choices.BATCH_NORMS)
     base_filters: int = 64
     max_filters: int = 512
     num_downsamples: int | None = None

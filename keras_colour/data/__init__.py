@@ -89,6 +89,7 @@ def build_datasets(config, global_batch_size=None, repeat_train=False):
         antialias=data.antialias,
         lab_on_device=data.lab_on_device,
         skip_log=skip_log,
+        decoder=data.decoder,
     )
     train_ds = make_dataset(
         train,

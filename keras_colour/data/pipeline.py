@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_colour import colour
+from keras_colour.choices import DECODERS, check_choice
 from keras_colour.data.images import (
     BROKEN,
     NATIVE_JPEG,
@@ -97,7 +98,9 @@ def make_dataset(
         skip_log: `SkipLog` collecting undecodable files.
         repeat: bool. Repeat forever (for `steps_per_epoch`).
         decoder: str. `auto` (TensorFlow's native JPEG/PNG decoders where a file allows, Pillow for the rest;
-            see `images.classify_files`) or `pillow` (every file through Pillow, one Python call per image).
+            see `images.classify_files`), `native` (TensorFlow's decoders only: a file that needs Pillow is
+            skipped and logged) or `pillow` (every file through Pillow, one Python call per image, as the BBC
+            code's `load_img`). Native JPEG decoding uses libjpeg's accurate integer DCT, what Pillow computes.
 
     Returns:
         A `tf.data.Dataset` of batches in the layout described in this module.
@@ -113,11 +116,13 @@ def make_dataset(
     draft = image_size if resize_method != "nearest" else None
     decode = _decoder(skip_log, draft)
     decode_m = _mask_decoder(skip_log)
-    if decoder == "auto":
+    check_choice("decoder", decoder, DECODERS)
+    if decoder in ("auto", "native"):
         routes, ratios, kept = [], [], []
         for i, (route, info) in enumerate(classify_files(paths)):
-            if route == BROKEN:
-                skip_log.record(paths[i], info)
+            if route == BROKEN or (route == PILLOW and decoder == "native"):
+                reason = info if route == BROKEN else "TensorFlow cannot decode it natively (data.decoder: native)"
+                skip_log.record(paths[i], reason)
                 continue
             kept.append(i)
             routes.append(route)
@@ -128,10 +133,8 @@ def make_dataset(
             raise DataError(f"none of the {len(paths)} {what} images could be decoded (for example {examples})")
         paths = [paths[i] for i in kept]
         mask_paths = [mask_paths[i] for i in kept] if with_masks else None
-    elif decoder == "pillow":
-        routes, ratios = [PILLOW] * len(paths), [0] * len(paths)
     else:
-        raise ValueError(f"Unknown decoder {decoder!r}. Accepted values: ['auto', 'pillow'].")
+        routes, ratios = [PILLOW] * len(paths), [0] * len(paths)
 
     columns = (paths, routes, ratios) + ((mask_paths,) if with_masks else ())
     ds = tf.data.Dataset.from_tensor_slices(tuple(tf.constant(c) for c in columns))
@@ -141,7 +144,12 @@ def make_dataset(
     def read(path, route, ratio):
         def native_jpeg():
             data = tf.io.read_file(path)
-            branches = [lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r) for r in _JPEG_RATIOS]
+            # The accurate integer DCT is libjpeg's default and Pillow's; TensorFlow's default (the fast one)
+            # is up to 4 levels off Pillow on most pixels.
+            branches = [
+                lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r, dct_method="INTEGER_ACCURATE")
+                for r in _JPEG_RATIOS
+            ]
             return tf.switch_case(ratio, branches), tf.constant(True)
 
         def native_png():
@@ -166,7 +174,7 @@ def make_dataset(
         return image, tf.cast(mask, tf.int32), tf.logical_and(ok, tf.reshape(ok_m, []))
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
-    if decoder == "auto":  # a file whose header and end marker looked fine but whose data is corrupt
+    if decoder != "pillow":  # a file whose header and end marker looked fine but whose data is corrupt
         ds = ds.ignore_errors(log_warning=True)
     ds = ds.filter(_decoded_ok).map(_drop_flag)
     if cache:

@@ -3,14 +3,15 @@
 `plain_generator(model)` returns a model with the same inference-mode function where every
 `BBCSpectralNormalization` and Keras `SpectralNormalization` wrapper becomes a plain `Conv2D` whose
 kernel is the normalised one (faster, and loadable with `keras.models.load_model` alone), and every
-`SampleInstanceNormalization` becomes `GroupNormalization(groups=1)` (see `fold_sample_instance_norm`
-for how close that is). Other layers are shared with the original.
+`SampleInstanceNormalization` becomes `GroupNormalization(groups=1)` (see `GROUP_NORM_EPSILON` for how
+close that is), and every `BBCBatchNormalization` a plain `BatchNormalization` holding its (debiased)
+moving statistics, which is exact. Other layers are shared with the original.
 """
 
 import keras
 import numpy as np
 
-from keras_colour.models.layers import BBCSpectralNormalization, SampleInstanceNormalization
+from keras_colour.models.layers import BBCBatchNormalization, BBCSpectralNormalization, SampleInstanceNormalization
 
 # GroupNormalization divides by sqrt(var + eps); the BBC layer by (std + 1e-3). With eps = 1e-6 the two
 # agree to a relative 1e-3 / std: 1e-4 wherever a feature map's standard deviation is above 10.
@@ -26,6 +27,8 @@ def _plain_conv(wrapper):
 def _replacement(layer):
     if isinstance(layer, (BBCSpectralNormalization, keras.layers.SpectralNormalization)):
         return _plain_conv(layer)
+    if isinstance(layer, BBCBatchNormalization):
+        return keras.layers.BatchNormalization.from_config(layer.get_config())
     if isinstance(layer, SampleInstanceNormalization):
         return keras.layers.GroupNormalization(
             groups=1, epsilon=GROUP_NORM_EPSILON, name=layer.name, dtype=layer.dtype_policy
@@ -40,6 +43,8 @@ def _folded_weights(layer):
     if isinstance(layer, keras.layers.SpectralNormalization):
         # In inference Keras's wrapper convolves with the kernel its last training call stored.
         return [w.numpy() for w in layer.layer.weights]
+    if isinstance(layer, BBCBatchNormalization):
+        return [w.numpy() for w in (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance)]
     channels = layer.input.shape[-1]
     return [np.full((channels,), layer.gamma.numpy()[0]), np.full((channels,), layer.beta.numpy()[0])]
 

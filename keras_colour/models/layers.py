@@ -108,3 +108,109 @@ class SampleInstanceNormalization(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="keras_colour")
+class BBCBatchNormalization(keras.layers.BatchNormalization):
+    """Keras 2.2.4's `BatchNormalization` as the BBC code trained it: zero-debiased moving statistics.
+
+    The normalisation is Keras's (batch statistics in training, moving statistics in inference, the
+    same epsilon); only the update of the moving statistics differs, in two ways, both from the
+    libraries the BBC code pinned (Keras 2.2.4 on TensorFlow 1.13.1):
+
+    * the variance fed to the moving average is the fused op's unbiased batch variance, `n / (n - 1)`
+      times the biased one, multiplied again by `n / (n - (1 + epsilon))` (Keras 2.2.4
+      `layers/normalization.py:186-193`), with `n = batch x height x width`;
+    * the moving averages are zero-debiased (`K.moving_average_update` ->
+      `tf.train.assign_moving_average(..., zero_debias=True)`, `backend/tensorflow_backend.py:1013`):
+      a hidden average `biased <- biased - (biased - value) (1 - momentum)`, started at 0, and a step
+      count `t`; the moving statistic becomes `biased / (1 - momentum^t)`. After the first step it is
+      that batch's statistic instead of 1% of the way from 0 or 1.
+
+    `moving_mean` and `moving_variance` always hold the debiased values, so a plain
+    `keras.layers.BatchNormalization` with the same four weights computes the same inference output
+    (`keras_colour.models.export.plain_generator` does exactly that).
+
+    Args:
+        **kwargs: as `keras.layers.BatchNormalization` (`momentum` 0.99 and `epsilon` 1e-3 are
+            Keras 2.2.4's defaults too). `renorm` and `synchronized` are not supported.
+
+    Reference:
+        Keras 2.2.4 `keras/layers/normalization.py` (`BatchNormalization.call`); TensorFlow 1.13
+        `python/training/moving_averages.py` (`assign_moving_average`, `_zero_debias`).
+    """
+
+    def __init__(self, **kwargs):
+        if kwargs.get("renorm") or kwargs.get("synchronized"):
+            raise ValueError("BBCBatchNormalization supports neither `renorm` nor `synchronized`.")
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        shape = self.moving_mean.shape
+        self.biased_mean = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="biased_mean")
+        self.biased_variance = self.add_weight(
+            shape=shape, initializer="zeros", trainable=False, name="biased_variance"
+        )
+        self.local_step = self.add_weight(shape=(), initializer="zeros", trainable=False, name="local_step")
+
+    def _debiased_update(self, moving, biased, value, step):
+        # moving_averages.py: decay = 1 - momentum (in Python doubles, then float32), as TF 1.13 computes it.
+        decay = ops.convert_to_tensor(1.0 - self.momentum, dtype="float32")
+        new_biased = biased - (biased - value) * decay
+        biased.assign(new_biased)
+        unbiased_delta = moving - new_biased / (1.0 - ops.power(1.0 - decay, step))
+        moving.assign(moving - unbiased_delta)
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or mask is not None:
+            return super().call(inputs, training=training, mask=mask)
+        x = ops.cast(inputs, "float32")
+        axes = [i for i in range(len(x.shape)) if i != self.axis % len(x.shape)]
+        mean, variance = ops.moments(x, axes=axes)  # biased: what the fused op normalises with
+        n = ops.cast(ops.prod(ops.convert_to_tensor([ops.shape(x)[i] for i in axes])), "float32")
+        unbiased = variance * n / (n - 1.0)  # the fused op's batch_variance output
+        keras2_variance = unbiased * (n / (n - (1.0 + self.epsilon)))
+        step = self.local_step + 1.0
+        self.local_step.assign(step)
+        self._debiased_update(self.moving_mean, self.biased_mean, mean, step)
+        self._debiased_update(self.moving_variance, self.biased_variance, keras2_variance, step)
+        outputs = ops.batch_normalization(
+            x,
+            mean,
+            variance,
+            axis=self.axis,
+            offset=ops.cast(self.beta, "float32") if self.center else None,
+            scale=ops.cast(self.gamma, "float32") if self.scale else None,
+            epsilon=self.epsilon,
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+
+def with_bbc_batch_norm(model):
+    """`model` with every `keras.layers.BatchNormalization` replaced by a `BBCBatchNormalization`.
+
+    Every other layer is shared with `model` (its variables included); the new layers keep the names,
+    the configuration and the four weights of the ones they replace. Works for any Functional model, so
+    a generator or discriminator registered outside this package gets the BBC statistics too.
+    """
+    replaced = []
+
+    def clone_function(layer):
+        if type(layer) is not keras.layers.BatchNormalization:
+            return layer
+        config = layer.get_config()
+        config.pop("synchronized", None)
+        new = BBCBatchNormalization.from_config(config)
+        replaced.append((layer, new))
+        return new
+
+    if not any(type(layer) is keras.layers.BatchNormalization for layer in model.layers):
+        return model
+    clone = keras.models.clone_model(model, clone_function=clone_function)
+    for old, new in replaced:
+        new.gamma.assign(old.gamma)
+        new.beta.assign(old.beta)
+        new.moving_mean.assign(old.moving_mean)
+        new.moving_variance.assign(old.moving_variance)
+    return clone
