@@ -144,3 +144,37 @@ def _moments_of(trainer, variables):
     slots = {v.name: v for opt in (trainer.g_optimizer, trainer.d_optimizer) for v in opt.variables}
     return [(slots[f"{v.path.replace('/', '_')}_momentum"], slots[f"{v.path.replace('/', '_')}_velocity"])
             for v in variables]  # fmt: skip
+
+
+@pytest.mark.parametrize("experiment", ["gorriz_exp1_bn.yaml", "gorriz_exp3_bn_sn.yaml"])
+def test_exported_bbc_batch_norm_generator_loads_in_plain_keras_and_predicts_as_trained(experiment, photos, tmp_path):
+    from helpers import python_subprocess
+    from keras_colour.checkpoint import export_generator
+
+    _, trainer = _trainer(experiment)
+    for lightness, ab in _batches(photos):
+        trainer.fit(tf.data.Dataset.from_tensors((lightness, ab)), epochs=1, verbose=0)
+    bn = [layer for layer in trainer.generator.layers if isinstance(layer, BBCBatchNormalization)]
+    assert bn and all(float(layer.local_step.numpy()) == 3 for layer in bn)  # one training-mode pass per batch
+    lightness = _batches(photos)[0][0]
+    np.save(tmp_path / "x.npy", lightness.numpy())
+    # u is stored on every BBC call: keep it as it is for both predictions
+    u_before = {v.path: v.numpy() for v in trainer.generator.non_trainable_variables if "vector_u" in v.path}
+    expected = trainer.generator(lightness, training=False).numpy()
+    for v in trainer.generator.non_trainable_variables:
+        if v.path in u_before:
+            v.assign(u_before[v.path])
+    np.save(tmp_path / "expected.npy", expected)
+    export_generator(trainer.generator, str(tmp_path / "generator.keras"))
+    code = f"""
+import sys, numpy as np, keras
+model = keras.models.load_model({str(tmp_path / "generator.keras")!r})
+assert "keras_colour" not in sys.modules
+assert {{type(l).__module__.split(".")[0] for l in model.layers}} == {{"keras"}}, [type(l) for l in model.layers]
+assert any(type(l).__name__ == "BatchNormalization" for l in model.layers)
+out = model.predict(np.load({str(tmp_path / "x.npy")!r}), verbose=0)
+print(float(np.max(np.abs(out - np.load({str(tmp_path / "expected.npy")!r})))))
+"""
+    result = python_subprocess(code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout.strip().splitlines()[-1]) <= 1e-5
