@@ -22,7 +22,9 @@ def _measured_colours(lab, colours):
     return colour.to_uint8(colour.lab_to_rgb(lab)), lab
 
 
-def evaluate_generator(generator, dataset, max_images=None, layout=None, colours="displayed", training_mode=False):
+def evaluate_generator(
+    generator, dataset, max_images=None, layout=None, colours="displayed", training_mode=False, perceptual=None
+):
     """Computes every metric of `keras_colour.metrics` over a test pipeline.
 
     Args:
@@ -32,12 +34,16 @@ def evaluate_generator(generator, dataset, max_images=None, layout=None, colours
         layout: `BatchLayout` of the dataset. Defaults to `(L_n, ab_n)`.
         colours: str. `displayed` (gamut-clipped, uint8, Lab again: the BBC evaluation) or `raw_lab`.
         training_mode: bool. Run the generator with dropout and batch statistics (thesis 2.3.2).
+        perceptual: a `keras_colour.models.perceptual.BBCPerceptualDistance`, or a string saying why there is
+            none (then `perceptual_vgg19` is None and `perceptual_vgg19_not_computed` holds the reason).
 
     Returns:
         (results dict, real `ColourHistogram`, generated `ColourHistogram`).
     """
     real_hist, fake_hist = metrics.ColourHistogram(), metrics.ColourHistogram()
-    sums = dict(psnr=0.0, psnr_ab_bbc=0.0, ssim=0.0, colourfulness_real=0.0, colourfulness_generated=0.0)
+    sums = dict(psnr=0.0, psnr_ab_bbc=0.0, l1_ab_bbc=0.0, ssim=0.0, colourfulness_real=0.0, colourfulness_generated=0.0)
+    if perceptual is not None and not isinstance(perceptual, str):
+        sums["perceptual_vgg19"] = 0.0
     check_choice("evaluation colours", colours, EVALUATION_COLOURS)
     head = head_for_model(generator)
     layout = layout or BatchLayout()
@@ -61,13 +67,19 @@ def evaluate_generator(generator, dataset, max_images=None, layout=None, colours
         # Metrics are means over images: accumulate batch means weighted by batch size.
         sums["psnr"] += k * metrics.psnr_rgb(real8, fake8)
         sums["psnr_ab_bbc"] += k * metrics.psnr_ab_bbc(real_lab[..., 1:], fake_lab[..., 1:])
+        sums["l1_ab_bbc"] += k * metrics.l1_ab_bbc(real_lab[..., 1:], fake_lab[..., 1:])
         sums["ssim"] += k * metrics.ssim(real8, fake8)
+        if "perceptual_vgg19" in sums:
+            sums["perceptual_vgg19"] += float(np.sum(perceptual(real8, fake8)))
         sums["colourfulness_real"] += k * metrics.colourfulness(real8)
         sums["colourfulness_generated"] += k * metrics.colourfulness(fake8)
         n += k
     if n == 0:
         raise ValueError("The test set yielded no images to evaluate.")
     results = {name: value / n for name, value in sums.items()}
+    if "perceptual_vgg19" not in results:
+        results["perceptual_vgg19"] = None
+        results["perceptual_vgg19_not_computed"] = perceptual or "evaluation.vgg19_weights is none"
     results.update(metrics.compare_histograms(real_hist, fake_hist))
     results.update(images=n, colours=colours, generator_training_mode=bool(training_mode))
     return results, real_hist, fake_hist
@@ -102,6 +114,8 @@ TABLE_COLUMNS = (
     "psnr",
     "ssim",
     "psnr_ab_bbc",
+    "l1_ab_bbc",
+    "perceptual_vgg19",
     "colourfulness_real",
     "colourfulness_generated",
     "images",
@@ -115,6 +129,8 @@ TABLE_HEADERS = (
     "PSNR (RGB, dB)",
     "SSIM",
     "PSNR ab (BBC)",
+    "L1 ab (BBC)",
+    "Perceptual VGG19 (BBC)",
     "Colourfulness real",
     "Colourfulness generated",
     "Images",
@@ -129,16 +145,19 @@ def write_comparison(rows, output_dir):
         writer = csv.writer(f)
         writer.writerow(TABLE_COLUMNS)
         for row in rows:
-            writer.writerow([row[c] for c in TABLE_COLUMNS])
+            writer.writerow(["" if row.get(c) is None else row[c] for c in TABLE_COLUMNS])
 
     def fmt(value):
+        if value is None:
+            return "n/a"
         return f"{value:.4f}" if isinstance(value, float) else str(value)
 
     lines = ["| " + " | ".join(TABLE_HEADERS) + " |", "|" + "---|" * len(TABLE_HEADERS)]
-    lines += ["| " + " | ".join(fmt(row[c]) for c in TABLE_COLUMNS) + " |" for row in rows]
+    lines += ["| " + " | ".join(fmt(row.get(c)) for c in TABLE_COLUMNS) + " |" for row in rows]
     md_path = os.path.join(output_dir, "comparison.md")
     with open(md_path, "w", encoding="utf-8") as f:
         f.write(
-            "\n".join(lines) + "\n\nJS: base 2, in [0, 1]. KL(real || generated): nats. See keras_colour.metrics.\n"
+            "\n".join(lines) + "\n\nJS: base 2, in [0, 1]. KL(real || generated): nats. L1 ab: Lab units. "
+            "n/a: not computed (metrics.json says why). See keras_colour.metrics.\n"
         )
     return md_path, csv_path

@@ -17,8 +17,9 @@ from keras_colour.checkpoint import TrainingCheckpoint
 from keras_colour.config import ConfigError, load_config
 from keras_colour.data import build_datasets, check_decodable, make_dataset, resolve_files
 from keras_colour.distributed import cluster, fit_workers
-from keras_colour.errors import NonFiniteLossError, RunExistsError
+from keras_colour.errors import FeatureWeightsError, NonFiniteLossError, RunExistsError
 from keras_colour.evaluation import evaluate_generator, load_histograms, save_histograms, write_comparison
+from keras_colour.models.perceptual import BBCPerceptualDistance
 from keras_colour.run_folder import RunFolder
 from keras_colour.trainer import build_trainer, get_strategy
 
@@ -143,6 +144,17 @@ def _train_in(config, run, shared, trainer, data, resume, overwrite, workers):
     return history
 
 
+def _perceptual_metric(weights):
+    """The BBC perceptual metric, or the reason it cannot be computed (a string, logged once)."""
+    if weights == "none":
+        return "evaluation.vgg19_weights is none"
+    try:
+        return BBCPerceptualDistance(weights)
+    except FeatureWeightsError as e:
+        logger.warning("perceptual_vgg19 is not computed: %s", e)
+        return str(e)
+
+
 def evaluate_run(run_dir, max_images=None):
     """Evaluates a run's `generator.keras` on its test set; writes metrics and histograms."""
     run = RunFolder(run_dir)
@@ -160,11 +172,13 @@ def evaluate_run(run_dir, max_images=None):
         resize_method=d.resize_method,
         antialias=d.antialias,
         mask_paths=test_masks,
+        decoder=d.decoder,
     )
     limit = max_images if max_images is not None else config.train.eval_max_images
     layout = BatchLayout(rgb=False, mask=test_masks is not None)
+    e = config.evaluation
     results, real_hist, fake_hist = evaluate_generator(
-        generator, dataset, limit, layout, config.evaluation.colours, config.evaluation.generator_training_mode
+        generator, dataset, limit, layout, e.colours, e.generator_training_mode, _perceptual_metric(e.vgg19_weights)
     )
     results["model"] = config.name
     run.write_metrics(results)

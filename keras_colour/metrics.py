@@ -5,6 +5,13 @@
   This is the usual convention, and the one we report as "PSNR".
 * `psnr_ab_bbc`: the original BBC code's variant: the same formula on the a
   and b channels in unscaled Lab units, still with peak 255.
+* `l1_ab_bbc`: the BBC code's L1 (`models/test.py:137`): mean absolute difference of the a and b channels,
+  in Lab units, per image, averaged over images (on the colours `evaluation.colours` chooses).
+* `perceptual_vgg19`: the BBC code's perceptual distance (`models/test.py:46-62, 144-147`), computed by
+  `keras_colour.models.perceptual.BBCPerceptualDistance`: ImageNet VGG19, mean absolute difference of the
+  activations at `block1_conv1` ... `block5_conv1`, averaged over the five layers, on the uint8 RGB
+  images resized to 224x224 (bicubic) and `preprocess_input`; per image, averaged over images. Without
+  VGG19's ImageNet weights it is not computed (never from random weights), and `metrics.json` says why.
 * `ssim`: standard SSIM (Wang et al. 2004) in [-1, 1] on RGB uint8: 11x11
   Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, data range 255, averaged
   over channels and pixels (`tf.image.ssim`).
@@ -105,6 +112,12 @@ def psnr_rgb(real_rgb8, fake_rgb8):
 def psnr_ab_bbc(real_ab, fake_ab):
     """The BBC code's PSNR: on unscaled Lab a, b (`[N, H, W, 2]`), peak 255."""
     return _mean_psnr(real_ab, fake_ab)
+
+
+def l1_ab_bbc(real_ab, fake_ab):
+    """Mean over images of the mean |a, b difference| in Lab units; `[B, H, W, 2]` each (BBC `models/test.py:137`)."""
+    diff = np.abs(np.asarray(fake_ab, np.float64) - np.asarray(real_ab, np.float64))
+    return float(np.mean(diff.reshape(len(diff), -1).mean(axis=1)))
 
 
 def ssim(real_rgb8, fake_rgb8):

@@ -5,10 +5,12 @@
 * `bbc`: the BBC code's loop (`models/train.py` of bbc/ColorGAN). Fakes come from the generator in
   inference mode (`combined.predict`), and that prediction also runs every discriminator on them in
   inference mode, as `combined` has them among its outputs (`models/colorgan.py:70-72`): their outputs
-  are dropped, but each BBC spectral-norm layer takes its power iteration as on every call; then each discriminator scale takes two separate optimiser steps,
-  on the real batch against 1 and on the fake batch against 0 (Keras 2's `train_on_batch` twice); then
-  the generator takes one step on a fresh training-mode forward pass against the updated
-  discriminators. All scales share one discriminator optimiser, as the BBC code compiled every
+  are dropped, but each BBC spectral-norm layer takes its power iteration as on every call; then each
+  discriminator scale takes two separate optimiser steps, on the real batch against 1 and on the fake
+  batch against 0 (Keras 2's `train_on_batch` twice); then the generator takes one step on a fresh
+  training-mode forward pass against the updated discriminators (whose BatchNorm statistics that pass
+  also updates, as Keras 2.2.4 collected `combined`'s updates once the discriminators were trainable
+  again). All scales share one discriminator optimiser, as the BBC code compiled every
   discriminator with one Adam object: Keras 2.2 then advanced its single iteration counter on every
   `train_on_batch`, so the bias correction sees 2 x scales steps per batch, and so does ours.
 

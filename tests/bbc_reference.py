@@ -9,7 +9,8 @@ A reference for `tests/test_fidelity.py`, written from the BBC code and from the
   outputs) and `models/train.py` (`combined.predict`, then `train_on_batch(real, 1)` and `(fake, 0)` per scale,
   then `combined.train_on_batch`).
 * Keras 2.2.4 `keras/optimizers.py:474-504` (`Adam.get_updates`: `t = iterations + 1`,
-  `lr_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)`, `m_t = beta_1 m + (1 - beta_1) g`, `p - lr_t m_t / (sqrt(v_t) + 1e-7)`;
+  `lr_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)`, `m_t = beta_1 m + (1 - beta_1) g`,
+  `p - lr_t m_t / (sqrt(v_t) + 1e-7)`;
   `iterations` belongs to the optimiser object, the moments to each compiled model),
   `keras/layers/normalization.py:183-203` (training: fused batch norm; the moving variance is fed the batch variance
   times `n / (n - (1 + epsilon))`), `keras/backend/tensorflow_backend.py:1002-1014` (`moving_average_update` ->

