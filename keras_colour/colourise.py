@@ -32,12 +32,33 @@ class ColouriseError(UserError, ValueError):
     """colourise cannot go ahead without losing or overwriting a file; nothing was written."""
 
 
-def collect_inputs(inputs):
-    """Expands files and folders (recursively, each real file once) into `(path, relative output stem)` pairs."""
+def check_output_folder(inputs, output_dir):
+    """Raises `ColouriseError` if `output_dir` is one of the input folders (a second run would read the first's
+    outputs). An output folder *inside* an input folder is fine: `collect_inputs` never enters it."""
+    out = os.path.realpath(output_dir)
+    for given in inputs:
+        if os.path.isdir(given) and os.path.realpath(given) == out:
+            raise ColouriseError(
+                f"--output {output_dir!r} is the input folder {given!r}: a second run would colourise this run's "
+                f"outputs; choose another folder (one inside it, such as {os.path.join(given, 'colourised')!r}, is "
+                "left out of the input)"
+            )
+
+
+def collect_inputs(inputs, output_dir=None):
+    """Expands files and folders (recursively, each real file once) into `(path, relative output stem)` pairs.
+
+    With `output_dir`, a folder that is an input is refused (`check_output_folder`) and the output folder is
+    never walked into, so running a command twice reads the same inputs twice.
+    """
+    skip = ()
+    if output_dir is not None:
+        check_output_folder(inputs, output_dir)
+        skip = (output_dir,)
     items = []
     for given in inputs:
         if os.path.isdir(given):
-            items += [(path, os.path.splitext(rel)[0]) for path, rel in walk_images(given)]
+            items += [(path, os.path.splitext(rel)[0]) for path, rel in walk_images(given, skip_dirs=skip)]
         elif os.path.isfile(given):
             items.append((given, os.path.splitext(os.path.basename(given))[0]))
         else:
@@ -233,7 +254,7 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
             f"The model outputs {out_channels} channels; colourise needs a generator with 2 (ab) outputs. "
             "A shared-decoder model (an ab pair per class) needs a class mask and cannot colourise on its own."
         )
-    items = collect_inputs(inputs)
+    items = collect_inputs(inputs, output_dir)
     if not items:
         raise ValueError(f"No image files found in {list(inputs)}")
     plan = plan_outputs(items, output_dir)

@@ -7,7 +7,7 @@
   and b channels in unscaled Lab units, still with peak 255.
 * `l1_ab_bbc`: the BBC code's L1 (`models/test.py:137`): mean absolute difference of the a and b channels,
   in Lab units, per image, averaged over images (on the colours `evaluation.colours` chooses).
-* `perceptual_vgg19`: the BBC code's perceptual distance (`models/test.py:46-62, 144-147`), computed by
+* `perceptual_vgg19`: the BBC code's perceptual distance (`models/test.py:29-65, 143-146`), computed by
   `keras_colour.models.perceptual.BBCPerceptualDistance`: ImageNet VGG19, mean absolute difference of the
   activations at `block1_conv1` ... `block5_conv1`, averaged over the five layers, on the uint8 RGB
   images resized to 224x224 (bicubic) and `preprocess_input`; per image, averaged over images. Without

@@ -114,9 +114,28 @@ def test_colourise_refuses_to_write_onto_an_input(generator_file, tmp_path):
     d.mkdir()
     _photo(d / "x.png")
     before = checksums(d)
-    error = one_line_error(cli("colourise", "--model", generator_file, d, "--output", d), "x.png", "overwrite an input")
+    error = one_line_error(cli("colourise", "--model", generator_file, d / "x.png", "--output", d), "x.png",
+                           "overwrite an input")  # fmt: skip
     assert "--output" in error
     assert checksums(d) == before
+
+
+def test_colourise_into_its_own_input_folder_is_refused_and_a_folder_inside_it_never_read(generator_file, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.jpg", "b.png"):
+        _photo(photos / name)
+    before = checksums(photos)
+    one_line_error(cli("colourise", "--model", generator_file, photos, "--output", photos), "is the input folder")
+    assert checksums(photos) == before  # nothing written
+    out = photos / "out"
+    for _ in range(2):  # twice: the second run must not take the first run's outputs as inputs
+        result = cli("colourise", "--model", generator_file, photos, "--output", out)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "Colourised 2 image(s)" in result.stdout
+    assert sorted(p.name for p in out.rglob("*")) == ["a.png", "b.png"]
+    assert sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*")) == [
+        "a.jpg", "b.png", "out", "out/a.png", "out/b.png"]  # fmt: skip
 
 
 def test_colourise_write_failure_is_an_error(generator_file, tmp_path):

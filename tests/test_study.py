@@ -106,7 +106,10 @@ def server(study, runs):
 @pytest.fixture
 def browser():
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.fail("the browser tests need Debian's chromium and chromium-driver (see README: Web pages)")
+        message = "the browser tests need Debian's chromium and its driver: apt-get install chromium chromium-driver"
+        if os.environ.get("KERAS_COLOUR_REQUIRE_BROWSER") == "1":  # set by .ci/run: CI never skips them
+            pytest.fail(message)
+        pytest.skip(message)
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service

@@ -72,18 +72,23 @@ def _utf8(name):
         return False
 
 
-def walk_images(root, extensions=IMAGE_EXTENSIONS):
+def walk_images(root, extensions=IMAGE_EXTENSIONS, skip_dirs=()):
     """Yields `(path, path relative to root)` of every image file under `root`, sorted, each real file once.
 
-    `extensions` (lower case, with the dot) picks other files the same way, for example videos.
+    `extensions` (lower case, with the dot) picks other files the same way, for example videos. Folders
+    whose real path is in `skip_dirs` are not entered (an output folder inside an input folder).
 
     Symbolic links to folders are followed, but a folder already visited (a link loop such as
     `ln -s .. data/cls/loop`, or two links to one folder) is skipped with a warning, and so is a file
     reached twice. A name that is not valid UTF-8 is skipped with a warning naming it.
     """
     seen_dirs, seen_files = set(), set()
+    skip_dirs = {os.path.realpath(d) for d in skip_dirs}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
+        if real in skip_dirs:
+            dirnames[:] = []
+            continue
         if real in seen_dirs:
             logger.warning("Skipping %s: it is %s again (a symbolic link loop or a second link)", dirpath, real)
             dirnames[:] = []

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from keras_colour.colourise import (
     COMPOSE_THREADS,
+    check_output_folder,
     collect_inputs,
     colourise_paths,
     compose,
@@ -262,21 +263,22 @@ def colourise_media(
 
 def _plan_media(inputs, output_dir, frames, container):
     """`([(video or frame folder, output)], [photograph inputs])`, with every video output checked first."""
+    check_output_folder(inputs, output_dir)
     jobs, photos = [], []
     for given in inputs:
         if is_video(given) or (frames and is_frame_folder(given)):
             jobs.append((given, output_path(given, output_dir, container)))
         elif os.path.isdir(given):
-            found = list(walk_images(given, VIDEO_EXTENSIONS))
+            found = list(walk_images(given, VIDEO_EXTENSIONS, skip_dirs=(output_dir,)))
             for path, rel in found:
                 jobs.append((path, output_path(path, os.path.join(output_dir, os.path.dirname(rel)), container)))
-            if not found or next(walk_images(given), None) is not None:
+            if not found or next(walk_images(given, skip_dirs=(output_dir,)), None) is not None:
                 photos.append(given)  # (a folder with nothing in it gets colourise_paths's error)
         else:
             photos.append(given)
     if frames and not [source for source, _ in jobs if os.path.isdir(source)]:
         raise VideoError(f"frames=True (--frames): no folder of numbered frames among {list(inputs)}")
-    plan_outputs(collect_inputs(photos), output_dir, warn=False)  # checked before any video is written
+    plan_outputs(collect_inputs(photos, output_dir), output_dir, warn=False)  # checked before any video is written
     targets = {}
     for source, target in jobs:
         if target in targets:
