@@ -2,6 +2,10 @@
 
 __version__ = "0.1.0"
 
+from keras_colour.quiet import quiet_tensorflow_import  # noqa: E402 (TensorFlow-free)
+
+quiet_tensorflow_import()  # TensorFlow's C++ start-up lines stay out of notebooks and scripts
+
 
 def __getattr__(name):
     # Lazy: `import keras_colour` stays cheap (no TensorFlow) for the CLI and configs.

@@ -171,3 +171,10 @@ class ReportSkips(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.skip_log.report()
+
+
+class HistoryCSV(keras.callbacks.CSVLogger):
+    """`history.csv`: Keras's CSV log with epochs counted from 1, as the log lines and `samples/epoch_NNN.png` are."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)

@@ -10,6 +10,8 @@ import os
 import sys
 import warnings
 
+from keras_colour.quiet import loud_tensorflow_import, stderr_silenced
+
 EPILOG = """\
 Config keys: every key, its type and default is in keras_colour/config/schema.py; docs/fidelity.md explains the
 BBC-fidelity options. A smoke run of a thesis config on small data, for example:
@@ -23,17 +25,10 @@ Notebooks: pip install -e ".[notebooks]" and open notebooks/ in Jupyter after th
 def _import_tensorflow_quietly():
     """Imports TensorFlow with its C++ start-up lines (absl, oneDNN, CUDA probes) sent to /dev/null."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    with stderr_silenced():
         import tensorflow as tf  # noqa: PLC0415
 
         tf.config.list_physical_devices()  # probes (and complains about) CUDA here, silenced
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
     tf.get_logger().setLevel("ERROR")
     logging.getLogger("absl").setLevel(logging.WARNING)  # "Sharding callback duration" at every checkpoint
     warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -378,7 +373,9 @@ def main(argv=None):
     try:
         if args.command == "train":
             _prepare_determinism(args)
-        if args.needs_tensorflow and not args.verbose:
+        if args.verbose:
+            loud_tensorflow_import()
+        elif args.needs_tensorflow:
             _import_tensorflow_quietly()
         return args.fn(args)
     except (UserError, FileNotFoundError) as e:

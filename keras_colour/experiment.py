@@ -4,6 +4,7 @@ import hashlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 
 import keras
@@ -58,6 +59,11 @@ def _worker_folder(run_path, index):
         shutil.rmtree(path)
     os.makedirs(path)
     return path
+
+
+def _progress_verbosity(verbose):
+    """Keras's progress bar (1) only on a terminal: into a log file it writes escape codes; a line per epoch (2)."""
+    return 2 if verbose == 1 and not sys.stdout.isatty() else verbose
 
 
 def train(config, resume=False, overwrite=False):
@@ -116,7 +122,7 @@ def _train_in(config, run, shared, trainer, data, resume, overwrite, workers):
             if config.train.eval_max_images:
                 validation = validation.take(max(1, config.train.eval_max_images // config.data.batch_size))
         callbacks += [
-            keras.callbacks.CSVLogger(run.history, append=resume and initial_epoch > 0),
+            cb.HistoryCSV(run.history, append=resume and initial_epoch > 0),
             cb.LossCurves(run),
             keras.callbacks.TensorBoard(run.logs, write_graph=False, update_freq="epoch"),
             cb.ReportSkips(data.skip_log),
@@ -130,7 +136,7 @@ def _train_in(config, run, shared, trainer, data, resume, overwrite, workers):
             steps_per_epoch=config.train.steps_per_epoch or data.steps_per_epoch,
             validation_data=validation,
             callbacks=callbacks,
-            verbose=config.train.verbose,
+            verbose=_progress_verbosity(config.train.verbose),
         )
         if workers > 1:  # Keras's fit cannot run on several workers (see keras_colour.distributed)
             history = fit_workers(trainer, data.train, check_replicas=config.train.check_replicas, **options)
@@ -184,7 +190,7 @@ def evaluate_run(run_dir, max_images=None):
     run.write_metrics(results)
     save_histograms(run.histograms, real_hist, fake_hist)
     figures.close(figures.plot_histograms(run.histogram_plot, real_hist, {config.name: fake_hist}, title=config.name))
-    logger.info("Evaluated %s: %s", run_dir, results)
+    logger.debug("Evaluated %s: %s", run_dir, results)  # the command line prints the metrics once
     return results
 
 

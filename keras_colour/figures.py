@@ -86,27 +86,20 @@ def _loss_panels(columns):
     return panels
 
 
-def plot_loss_curves(history_path, png_path=None, title=None):
-    """Generator and discriminator losses per term over epochs (thesis Figures 12 to 14).
+def _draw_loss_panels(series, title=None):
+    """The loss-curve figure from `{name: (epochs, values)}`, names as in `history.csv` (`val_` for validation).
 
     One panel for the generator's terms, one for the discriminator (total and per scale); each term has one
     colour, solid for training and dashed for validation; legends sit beside the panels.
     """
-    if not os.path.isfile(history_path):
-        return None
-    with open(history_path, encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return None
-    epochs = [int(r["epoch"]) + 1 for r in rows]
-    panels = _loss_panels(rows[0])
+    panels = _loss_panels(series)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 4.5), squeeze=False)
     for ax, (panel_title, keys) in zip(axes[0], panels):
         for i, key in enumerate(keys):
             for split, style in ((key, "-"), (f"val_{key}", "--")):
-                if split in rows[0]:
-                    values = [float(r[split]) if r[split] not in ("", None) else np.nan for r in rows]
+                if split in series:
+                    epochs, values = series[split]
                     label = f"{key} ({'validation' if split.startswith('val_') else 'training'})"
                     ax.plot(epochs, values, color=colours[i % len(colours)], linestyle=style, marker=".", label=label)
         ax.set_title(f"{title}: {panel_title}" if title else panel_title)
@@ -115,10 +108,24 @@ def plot_loss_curves(history_path, png_path=None, title=None):
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    if png_path:
-        fig.savefig(png_path, dpi=100)
     return fig
+
+
+def plot_loss_curves(history_path, png_path=None, title=None):
+    """Generator and discriminator losses per term over epochs, from `history.csv` (thesis Figures 12 to 14)."""
+    if not os.path.isfile(history_path):
+        return None
+    with open(history_path, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return None
+    epochs = [int(r["epoch"]) for r in rows]  # history.csv counts epochs from 1
+    series = {
+        key: (epochs, [float(r[key]) if r[key] not in ("", None) else np.nan for r in rows])
+        for key in rows[0]
+        if key != "epoch"
+    }
+    return _finish(_draw_loss_panels(series, title), png_path)
 
 
 def _upscale(image, min_size):
@@ -173,26 +180,19 @@ def read_tensorboard_scalars(log_dir):
 
 
 def plot_tensorboard_scalars(scalars, tags, path=None, title=None):
-    """Plots TensorBoard epoch scalars (from `read_tensorboard_scalars`), train and validation together."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    """The loss-curve figure of `plot_loss_curves` from TensorBoard epoch scalars (`read_tensorboard_scalars`).
+
+    `tags` are Keras's epoch tags (`epoch_g_loss`, ...); training and validation share a colour per term.
+    """
+    series = {}
     for tag in tags:
-        for split in ("train", "validation"):
+        key = tag.removeprefix("epoch_")
+        for split, name in (("train", key), ("validation", f"val_{key}")):
             points = scalars.get(f"{split}/{tag}")
             if points:
                 steps, values = zip(*sorted(points))
-                ax.plot(
-                    np.array(steps) + 1,
-                    values,
-                    marker="o",
-                    linestyle="-" if split == "train" else "--",
-                    label=f"{split} {tag}",
-                )
-    ax.set_xlabel("epoch")
-    ax.set_yscale("symlog", linthresh=1e-3)
-    ax.legend(fontsize=7)
-    if title:
-        ax.set_title(title)
-    return _finish(fig, path)
+                series[name] = (np.array(steps) + 1, values)  # TensorBoard's steps count epochs from 0
+    return _finish(_draw_loss_panels(series, title), path)
 
 
 def qualitative_grid(models, image_paths, path=None, labels=True, min_tile=256):

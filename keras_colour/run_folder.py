@@ -159,20 +159,8 @@ class RunFolder:
                 f"--overwrite refuses to delete {self.path!r}: it is not a keras-colour run folder (no config.yaml). "
                 "Delete it yourself or set output_dir to a new folder"
             )
+        lock = self._acquire_lock()
         try:
-            os.makedirs(self.path, exist_ok=True)
-            lock = open(self.lock_path, "a+")  # noqa: SIM115 (held for the whole run)
-        except OSError as e:
-            raise UserError(f"cannot write to output_dir {self.path!r}: {e.strerror or e}") from None
-        try:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                lock.seek(0)
-                raise RunLockedError(
-                    f"another keras-colour process (pid {lock.read().strip() or '?'}) is writing to {self.path!r}; "
-                    "wait for it to finish or stop it"
-                ) from None
             # The OS drops a flock when its process dies, so a lock left by a killed run is simply taken over.
             lock.seek(0)
             lock.truncate()
@@ -189,6 +177,38 @@ class RunFolder:
             save_config(config, self.config_path)
             yield self
         finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.lock_path)  # a finished run leaves no lock; removed while still held (see _acquire_lock)
+            lock.close()
+
+    def _acquire_lock(self):
+        """Opens and flocks `.lock`; raises `RunLockedError` if another process holds it.
+
+        The holder removes the file before it lets go, so a process that opened the old file just before may
+        lock a file that is no longer there: it then opens the new one and tries again.
+        """
+        while True:
+            try:
+                os.makedirs(self.path, exist_ok=True)
+                lock = open(self.lock_path, "a+")  # noqa: SIM115 (held for the whole run)
+            except OSError as e:
+                raise UserError(f"cannot write to output_dir {self.path!r}: {e.strerror or e}") from None
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "?"
+                lock.close()
+                raise RunLockedError(
+                    f"another keras-colour process (pid {holder}) is writing to {self.path!r}; "
+                    "wait for it to finish or stop it"
+                ) from None
+            try:
+                same = os.fstat(lock.fileno()).st_ino == os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return lock
             lock.close()
 
     def check_resume(self, config):
@@ -218,7 +238,7 @@ class RunFolder:
             with open(self.history, encoding="utf-8", newline="") as f:
                 rows = list(csv.reader(f))
             if rows:
-                kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < completed_epochs]
+                kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= completed_epochs]  # epochs from 1
                 if len(kept) != len(rows):
                     text = io.StringIO()
                     csv.writer(text, lineterminator="\n").writerows(kept)

@@ -23,6 +23,7 @@ from keras_colour import colour
 from keras_colour.errors import ModelFileError, UserError
 from keras_colour.io_utils import TEMP_MARK, atomic_write_text
 from keras_colour.models.export import inference_generator
+from keras_colour.quiet import stderr_silenced
 
 FORMATS = ("keras", "savedmodel", "onnx", "litert")
 SUFFIXES = {"keras": ".keras", "savedmodel": "", "onnx": ".onnx", "litert": ".tflite"}
@@ -80,14 +81,15 @@ def _run_onnx(path, x):
 
 def _run_litert(path, x):
     interpreter_module = _require("ai_edge_litert.interpreter", "litert")
-    interpreter = interpreter_module.Interpreter(model_path=path)
-    detail = interpreter.get_input_details()[0]
-    if tuple(detail["shape"]) != x.shape:
-        interpreter.resize_tensor_input(detail["index"], x.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(detail["index"], x)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    with stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." from C++
+        interpreter = interpreter_module.Interpreter(model_path=path)
+        detail = interpreter.get_input_details()[0]
+        if tuple(detail["shape"]) != x.shape:
+            interpreter.resize_tensor_input(detail["index"], x.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(detail["index"], x)
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
 RUNTIMES = {"keras": _run_keras, "savedmodel": _run_savedmodel, "onnx": _run_onnx, "litert": _run_litert}

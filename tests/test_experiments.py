@@ -108,6 +108,8 @@ def test_run_py_end_to_end_then_evaluate_two_runs(tmp_path, demo_cache):
         with open(out / "history.csv") as f:
             rows = list(csv.DictReader(f))
         assert len(rows) == 2 and "g_colour" in rows[0] and "val_g_colour" in rows[0]
+        assert [r["epoch"] for r in rows] == ["1", "2"]  # as the log and samples/epoch_NNN.png count
+        assert not (out / ".lock").exists()  # a finished run leaves no lock behind
         hist = np.load(out / "histograms.npz")
         assert hist["real_a"].sum() == metrics["images"] * 32 * 32
         runs.append(str(out))

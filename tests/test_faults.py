@@ -250,14 +250,14 @@ def test_resume_aligns_history_and_samples_with_the_checkpoint_and_removes_tempo
     # As if killed after epoch 2's history row and sample were written but before its checkpoint, and after a
     # full disk interrupted a checkpoint and an export.
     with open(run / "history.csv", "a") as f:
-        f.write("1" + ",0.5" * (len(open(run / "history.csv").readline().split(",")) - 1) + "\n")
+        f.write("2" + ",0.5" * (len(open(run / "history.csv").readline().split(",")) - 1) + "\n")
     Image.new("RGB", (4, 4)).save(run / "samples" / "epoch_002.png")
     (run / "generator.tmp-999.keras").write_bytes(b"half")
     (run / "checkpoints" / "ckpt-2_temp").mkdir()
     result = cli("train", QUICKSTART, *sets(overrides + ["train.epochs=2"]), "--resume", "--stage", "train")
     assert result.returncode == 0, result.stderr[-3000:]
     epochs = [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()[1:]]
-    assert epochs == ["0", "1"]
+    assert epochs == ["1", "2"]  # counted from 1, as samples/epoch_001.png and the log are
     assert Image.open(run / "samples" / "epoch_002.png").size != (4, 4)  # the real one, written again
     assert not (run / "generator.tmp-999.keras").exists() and not (run / "checkpoints" / "ckpt-2_temp").exists()
 
