@@ -70,8 +70,10 @@ def _train(args):
 
 def _evaluate(args):
     from keras_colour.experiment import compare_runs
+    from keras_colour.run_folder import labelled_runs
 
-    out = compare_runs(args.runs, args.output, max_images=args.max_images)
+    runs, labels = zip(*labelled_runs(args.runs))
+    out = compare_runs(list(runs), args.output, max_images=args.max_images, labels=list(labels))
     with open(out["markdown"], encoding="utf-8") as f:
         print(f.read())
     print(f"Wrote {out['markdown']}, {out['csv']} and {out['figure']}")
@@ -143,9 +145,11 @@ def _host_warning(host):
 
 
 def _study_create(args):
+    from keras_colour.run_folder import labelled_runs
     from keras_colour.study.create import create_study
 
-    manifest = create_study(args.runs, args.images, args.output, seed=args.seed)
+    runs, labels = zip(*labelled_runs(args.runs))
+    manifest = create_study(list(runs), args.images, args.output, seed=args.seed, labels=list(labels))
     print(f"Study in {args.output}: {manifest['scenes']} scenes x {len(manifest['models'])} versions "
           f"({', '.join(manifest['models'])}). Serve it with: keras-colour study serve {args.output}")  # fmt: skip
     return 0
@@ -273,7 +277,9 @@ def build_parser():
     p.set_defaults(fn=_train, needs_tensorflow=True)
 
     p = sub.add_parser("evaluate", help="evaluate runs and write a comparison table and histogram figure")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (each with config.yaml and generator.keras)")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR[=LABEL]",
+                   help="run folders (each with config.yaml and generator.keras); LABEL names it in the table "
+                        "(default: its name, or its folder's where names repeat)")  # fmt: skip
     p.add_argument("--output", required=True, help="folder for comparison.md, comparison.csv and histograms.png")
     p.add_argument("--max-images", type=int, default=None, help="evaluate at most this many test images per run")
     p.set_defaults(fn=_evaluate, needs_tensorflow=True)
@@ -333,7 +339,9 @@ def build_parser():
     p = sub.add_parser("study", help="the naturalness study of the thesis (Table 4): create, serve, results")
     study = p.add_subparsers(dest="study_command", required=True, metavar="STUDY_COMMAND")
     q = study.add_parser("create", help="pick test images and each run's colourisation into a study folder")
-    q.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (the first one's test set is used)")
+    q.add_argument("runs", nargs="+", metavar="RUN_DIR[=LABEL]",
+                   help="run folders (the first one's test set is used); LABEL names the model in the study "
+                        "(default: its name, or its folder's where names repeat)")  # fmt: skip
     q.add_argument("--images", type=int, default=20, help="scenes to show (default 20)")
     q.add_argument("--output", required=True, help="the new study folder")
     q.add_argument("--seed", type=int, default=42, help="seed of the image choice and participants' orders")

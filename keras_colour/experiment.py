@@ -21,7 +21,7 @@ from keras_colour.distributed import cluster, fit_workers
 from keras_colour.errors import FeatureWeightsError, NonFiniteLossError, RunExistsError
 from keras_colour.evaluation import evaluate_generator, load_histograms, save_histograms, write_comparison
 from keras_colour.models.perceptual import BBCPerceptualDistance
-from keras_colour.run_folder import RunFolder
+from keras_colour.run_folder import RunFolder, run_labels
 from keras_colour.trainer import build_trainer, get_strategy
 
 logger = logging.getLogger(__name__)
@@ -194,16 +194,17 @@ def evaluate_run(run_dir, max_images=None):
     return results
 
 
-def compare_runs(run_dirs, output_dir, max_images=None):
-    """Evaluates several runs and writes the comparison table and histogram figure."""
+def compare_runs(run_dirs, output_dir, max_images=None, labels=None):
+    """Evaluates several runs and writes the comparison table and histogram figure.
+
+    Each run is labelled by `labels` (or its `name`, or its folder's name where names repeat: `run_labels`).
+    """
+    names = run_labels(run_dirs, [RunFolder(d).load_config().name for d in run_dirs], labels)
     rows, generated, reals = [], {}, {}
-    for run_dir in run_dirs:
+    for run_dir, label in zip(run_dirs, names):
         results = evaluate_run(run_dir, max_images)
         real_hist, fake_hist = load_histograms(RunFolder(run_dir).histograms)
-        label = results["model"]
-        if label in generated:
-            label = f"{label} ({os.path.basename(os.path.normpath(run_dir))})"
-            results["model"] = label
+        results["model"] = label
         generated[label], reals[label] = fake_hist, real_hist
         rows.append(results)
     md, csv_path = write_comparison(rows, output_dir)

@@ -246,3 +246,39 @@ class RunFolder:
         for path in glob.glob(self._join("samples", "epoch_*.png")):
             if int(os.path.basename(path)[len("epoch_") : -len(".png")]) > completed_epochs:
                 os.remove(path)
+
+
+def labelled_runs(arguments):
+    """`RUN_DIR` or `RUN_DIR=LABEL` command-line arguments -> `[(run_dir, label or None)]`.
+
+    An argument that is an existing folder is a run folder as it is (even with `=` in its name); otherwise the
+    text after the last `=` is the label.
+    """
+    out = []
+    for argument in arguments:
+        path, label = str(argument), None
+        if not os.path.isdir(path) and "=" in path:
+            path, label = path.rsplit("=", 1)
+            if not label.strip():
+                raise UserError(f"{argument!r}: an empty label after '='; write RUN_DIR=LABEL")
+        out.append((path, label))
+    return out
+
+
+def run_labels(run_dirs, names, labels=None):
+    """The label of each run in tables and studies: its given label, else its config's `name`.
+
+    Where names repeat (two seeds of one YAML), the repeated ones take their folder's name instead, and their
+    folder path if those repeat too. Given labels must be distinct.
+    """
+    labels = list(labels or [None] * len(run_dirs))
+    given = [label for label in labels if label]
+    if len(set(given)) != len(given):
+        raise UserError(f"the labels repeat ({given}); give each run a distinct label (RUN_DIR=LABEL)")
+    chosen = [label or name for label, name in zip(labels, names)]
+    for fallback in (lambda d: os.path.basename(os.path.normpath(d)), lambda d: os.path.normpath(d)):
+        repeated = {x for x in chosen if chosen.count(x) > 1}
+        chosen = [fallback(d) if (c in repeated and not label) else c for d, c, label in zip(run_dirs, chosen, labels)]
+    if len(set(chosen)) != len(chosen):
+        raise UserError(f"two runs would share the label {chosen}; label them: RUN_DIR=LABEL")
+    return chosen

@@ -107,9 +107,27 @@ def _write(model, fmt, path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # tf2onnx probes `np.object`
             model.export(path, format="onnx", verbose=False)
+        _name_onnx_io(path, [t.name.split(":")[0] for t in model.inputs], ["ab"])
     else:
         _require("ai_edge_litert.interpreter", "litert")
         model.export(path, format="litert", verbose=False)
+
+
+def _name_onnx_io(path, inputs, outputs):
+    """Renames the ONNX graph's inputs and outputs (tf2onnx leaves `unk__690`-like names) as the Keras model's."""
+    import onnx  # noqa: PLC0415 (the export extra)
+
+    proto = onnx.load(path)
+    graph = proto.graph
+    renames = {old.name: new for old, new in zip(graph.input, inputs)}
+    renames.update({old.name: new for old, new in zip(graph.output, outputs)})
+    for value in list(graph.input) + list(graph.output):
+        value.name = renames.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    onnx.checker.check_model(proto)
+    onnx.save(proto, path)
 
 
 def _remove(path):

@@ -138,3 +138,15 @@ def test_check_lists_every_broken_config_and_exits_1(tmp_path):
     assert "2 of 3 config(s) have errors" in result.stderr
     assert "quickstart.yaml: ok" in result.stdout and "protocol=simultaneous" in result.stdout
     assert "Traceback" not in result.stderr and "tensorflow" not in result.stderr.lower()
+
+
+def test_an_unknown_key_or_value_suggests_the_near_one():
+    from keras_colour.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError, match=r"`train.epoch`: unknown key; did you mean `epochs`\?"):
+        config_from_dict({"train": {"epoch": 3}})
+    with pytest.raises(ConfigError, match=r"did you mean 'pillow'\?"):
+        config_from_dict({"data": {"decoder": "pilow"}})
+    with pytest.raises(ConfigError) as e:
+        config_from_dict({"train": {"zzz": 3}})
+    assert "did you mean" not in str(e.value)

@@ -48,6 +48,12 @@ def test_each_format_agrees_with_keras_in_its_own_runtime(mixed_file, tmp_path, 
         assert np.abs(got - reference.predict(x, verbose=0)).max() <= 1e-4
     saved = json.loads((tmp_path / f"{name}.json").read_text())
     assert saved["format"] == fmt and saved["dtype"] == "float32"
+    if fmt == "onnx":  # named as the Keras model's input, not tf2onnx's `unk__690`
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == [model.inputs[0].name.split(":")[0]] == ["L"]
+        assert [o.name for o in session.get_outputs()] == ["ab"]
 
 
 def test_spectral_norm_is_folded_exactly(tmp_path):

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ROOT, tiny_overrides
+from helpers import ROOT, cli, one_line_error, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -377,3 +377,26 @@ def test_serving_beyond_this_machine_is_said_out_loud(runs):
         server.stop()
     output = server.proc.stdout.read()
     assert "warning: serving on 0.0.0.0: other machines on the network can reach this page" in output
+
+
+def test_two_runs_of_one_yaml_are_told_apart_by_folder_or_label(runs, tmp_path):
+    """Two seeds of one YAML share their `name`: the study calls them by their folders, or by the labels given."""
+    for folder in ("seed1", "seed2"):
+        shutil.copytree(runs[0], tmp_path / folder)
+    a, b = tmp_path / "seed1", tmp_path / "seed2"
+    result = cli("study", "create", a, b, "--images", 2, "--output", tmp_path / "s1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "s1" / "manifest.json").read_text())["models"] == ["ground truth", "seed1", "seed2"]
+    result = cli("study", "create", f"{a}=first", f"{b}=second", "--images", 2, "--output", tmp_path / "s2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "s2" / "manifest.json").read_text())["models"] == ["ground truth", "first", "second"]
+    one_line_error(cli("study", "create", f"{a}=x", f"{b}=x", "--output", tmp_path / "s3"), "labels repeat")
+
+
+def test_run_labels_fall_back_to_folders_where_names_repeat():
+    from keras_colour.run_folder import labelled_runs, run_labels
+
+    assert labelled_runs(["runs/a=seed 1", "runs/b"]) == [("runs/a", "seed 1"), ("runs/b", None)]
+    assert run_labels(["r/a", "r/b", "r/c"], ["q", "q", "unet"]) == ["a", "b", "unet"]
+    assert run_labels(["x/a", "y/a"], ["q", "q"]) == ["x/a", "y/a"]
+    assert run_labels(["r/a", "r/b"], ["q", "q"], ["one", None]) == ["one", "q"]

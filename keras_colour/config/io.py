@@ -6,6 +6,7 @@ environment. The schema itself (and its validation) lives in `keras_colour.confi
 """
 
 import dataclasses
+import difflib
 import os
 import re
 import typing
@@ -59,7 +60,9 @@ def _build(cls, data, prefix):
     for key, value in data.items():
         full = f"{prefix}.{key}" if prefix else str(key)
         if key not in names:
-            raise ConfigError(f"unknown key; accepted keys: {sorted(names)}", full)
+            near = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+            hint = f"did you mean `{near[0]}`? " if near else ""
+            raise ConfigError(f"unknown key; {hint}accepted keys: {sorted(names)}", full)
         kwargs[key] = _from_yaml(value, hints[key], full)
     return cls(**kwargs)
 

@@ -7,6 +7,7 @@ This module imports no TensorFlow.
 """
 
 import dataclasses
+import difflib
 import math
 import os
 import types
@@ -93,7 +94,9 @@ class Section:
             setattr(self, field.name, value)
             accepted = field.metadata.get("choices")
             if accepted is not None and value not in accepted:
-                raise ConfigError(f"unknown value {value!r}; accepted: {list(accepted)}", key)
+                near = difflib.get_close_matches(str(value), [str(a) for a in accepted], n=1, cutoff=0.6)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                raise ConfigError(f"unknown value {value!r}; {hint}accepted: {list(accepted)}", key)
         self.check()
 
     def check(self):

@@ -13,30 +13,31 @@ from keras_colour.data import resolve_files
 from keras_colour.data.images import decode_to_rgb8
 from keras_colour.errors import UserError
 from keras_colour.io_utils import atomic_write_text
-from keras_colour.run_folder import RunFolder
+from keras_colour.run_folder import RunFolder, run_labels
 
 GROUND_TRUTH = "ground truth"
 MANIFEST = "manifest.json"
 
 
-def create_study(run_dirs, n_images, output_dir, seed=42):
+def create_study(run_dirs, n_images, output_dir, seed=42, labels=None):
     """Picks `n_images` test images (seeded) and writes, for each, the ground truth and every run's colourisation.
 
     Images are shown at the size the runs were evaluated (`data.image_size` of the first run): the ground truth
     resized as the evaluation resized it, each run's colourisation of that image joined to its own L. Files get
     random names, so a participant cannot tell the model from a URL.
 
+    Each model is called by its label (`labels`, else the run's `name`, else its folder name where names repeat:
+    `keras_colour.run_folder.run_labels`).
+
     Returns:
         The manifest (also written to `output_dir/manifest.json`).
     """
     runs = [RunFolder(r) for r in run_dirs]
     configs = [r.load_config() for r in runs]
-    names = [c.name for c in configs]
-    if len(set(names)) != len(names):
-        raise UserError(f"the runs' names repeat ({names}); give each run a distinct `name`")
+    names = run_labels(run_dirs, [c.name for c in configs], labels)
     if os.path.exists(os.path.join(output_dir, MANIFEST)):
         raise UserError(f"{output_dir!r} already holds a study; choose a new --output folder")
-    models = {c.name: r.load_generator() for c, r in zip(configs, runs)}
+    models = {name: r.load_generator() for name, r in zip(names, runs)}
     first = configs[0]
     test = resolve_files(first.data, first.seed)[1]
     if len(test) < n_images:
