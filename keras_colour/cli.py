@@ -64,7 +64,8 @@ def _train(args):
         print(f"keras-colour: {_interrupted(args.config, args.set)}", file=sys.stderr)
         return 130
     if results:
-        print("metrics:", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in results.items()})
+        shown = {k: v for k, v in results.items() if not k.endswith("_not_computed")}  # logged above, with the why
+        print("metrics:", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in shown.items()})
     return 0
 
 
@@ -227,6 +228,19 @@ def _check(args):
             failed += 1
             continue
         print(f"{path}: ok ({describe(config)})")
+    if args.configs and failed < len(args.configs):
+        from keras_colour import choices  # noqa: PLC0415 (after the configs' plugins registered their names)
+
+        print("Accepted names (built in, and registered by the configs' plugins):")
+        for key, names in (
+            ("model.generator", choices.GENERATORS),
+            ("model.discriminator", choices.DISCRIMINATORS),
+            ("loss.colour", choices.COLOUR_LOSSES),
+            ("loss.adversarial", choices.ADVERSARIAL_LOSSES),
+            ("loss.feature.backbone", choices.BACKBONES),
+            ("train.protocol", choices.PROTOCOLS),
+        ):
+            print(f"  {key}: {', '.join(names)}")  # fmt: skip
     if failed:
         print(f"{failed} of {len(args.configs)} config(s) have errors.", file=sys.stderr)
     return 1 if failed else 0

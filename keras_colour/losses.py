@@ -72,20 +72,62 @@ class BCE(AdversarialLoss):
         return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.fill(tf.shape(logits), target), logits))
 
 
-COLOUR_LOSSES = {"l1": lambda delta: L1(), "smooth_l1": SmoothL1}
-ADVERSARIAL_LOSSES = {"lsgan": LSGAN, "bce": BCE}
+COLOUR_LOSSES = {}
+ADVERSARIAL_LOSSES = {}
+
+
+def register_colour_loss(name):
+    """Registers a colour loss under `name`, usable as `loss.colour: NAME` (see docs/extending.md).
+
+    Decorates a factory called with the config's `loss` section (`LossConfig`, for its options) that returns
+    the loss: a callable `(ab_true, ab_pred) -> scalar` on normalised ab `[B, H, W, 2]` in about [-1, 1]. The
+    loss may instead return a dict of named parts with a `colour` entry; it then declares the other names
+    in `extra_terms`, and each part is weighted by `loss.colour_weight`, added to the generator loss and
+    logged as `g_colour` or `g_NAME` in `history.csv`.
+    """
+    return _register(COLOUR_LOSSES, choices.COLOUR_LOSSES, name, "colour loss")
+
+
+def register_adversarial_loss(name):
+    """Registers an adversarial loss under `name` (`loss.adversarial: NAME`): a class like `LSGAN`, called with no
+    arguments, whose `against(outputs, target)` compares one patch map with the constant target (1 or 0)."""
+    return _register(ADVERSARIAL_LOSSES, choices.ADVERSARIAL_LOSSES, name, "adversarial loss")
+
+
+def _register(table, names, name, what):
+    def decorator(factory):
+        if name in table:
+            raise ValueError(f"{what} {name!r} is registered twice")
+        names.add(name)
+        table[name] = factory
+        return factory
+
+    return decorator
+
+
+register_colour_loss("l1")(lambda options: L1())
+register_colour_loss("smooth_l1")(lambda options: SmoothL1(options.smooth_l1_delta))
+register_adversarial_loss("lsgan")(LSGAN)
+register_adversarial_loss("bce")(BCE)
 choices.check_registry("COLOUR_LOSSES", COLOUR_LOSSES, choices.COLOUR_LOSSES)
 choices.check_registry("ADVERSARIAL_LOSSES", ADVERSARIAL_LOSSES, choices.ADVERSARIAL_LOSSES)
 
 
-def colour_loss(kind, smooth_l1_delta=1.0):
-    """The colour loss called `kind` (`l1` or `smooth_l1`)."""
+def colour_loss(kind, options=None):
+    """The colour loss called `kind` (`l1`, `smooth_l1` or a registered one), built from `options`.
+
+    Args:
+        kind: str. A registered name.
+        options: `keras_colour.config.LossConfig` or None (its defaults).
+    """
+    from keras_colour.config import LossConfig  # noqa: PLC0415 (TensorFlow-free, but not needed at import)
+
     choices.check_choice("colour loss", kind, choices.COLOUR_LOSSES)
-    return COLOUR_LOSSES[kind](smooth_l1_delta)
+    return COLOUR_LOSSES[kind](options if options is not None else LossConfig())
 
 
 def adversarial_loss(kind):
-    """The adversarial loss called `kind` (`lsgan` or `bce`)."""
+    """The adversarial loss called `kind` (`lsgan`, `bce` or a registered one)."""
     choices.check_choice("adversarial loss", kind, choices.ADVERSARIAL_LOSSES)
     return ADVERSARIAL_LOSSES[kind]()
 

@@ -30,14 +30,9 @@
   `rg = R - G`, `yb = (R + G) / 2 - B`,
   `M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2)`
   (population standard deviations), per image, averaged over images.
-* `warping_error`: temporal flicker of a video (Lai et al. 2018, "Learning Blind Video Temporal Consistency",
-  eq. 7): `E = 1/(T-1) sum_t sum_i M_t(i) ||V_t(i) - warp(V_{t-1})(i)||^2 / sum_i M_t(i)` on RGB in [0, 1],
-  where the warp follows the optical flow from frame t back to t-1 and `M_t` keeps the non-occluded pixels
-  (forward-backward check, `keras_colour.video.flow`). Flow is measured on the grayscale input frames when
-  given (they are what the colours must follow), else on the frames themselves. Lower is steadier.
+* The warping error of a video (temporal flicker) is `keras_colour.video.evaluate.warping_error`.
 """
 
-import itertools
 import warnings
 
 import numpy as np
@@ -46,51 +41,6 @@ import tensorflow as tf
 
 HIST_EDGES = np.arange(-110.0, 110.0)
 EPSILON = 1e-10
-
-
-def warping_errors(frames, flow_frames=None, preset="medium"):
-    """Per-pair warping errors `[E_1, ..., E_{T-1}]` of `frames` (see the module docstring).
-
-    Args:
-        frames: a sequence of RGB frames, uint8 or float in [0, 1], all of one size.
-        flow_frames: frames (gray or RGB) to measure motion on; defaults to `frames`.
-        preset: DIS flow preset (`ultrafast`, `fast`, `medium`).
-
-    Returns:
-        A list of floats, one per consecutive pair; a pair with no trusted pixel (a scene cut) gives `nan`.
-    """
-    from keras_colour.video.flow import Flow, as_gray8, warp  # noqa: PLC0415 (OpenCV only where needed)
-
-    flow = Flow(preset)
-    errors, previous = [], None
-    for frame, flow_frame in _paired(frames, flow_frames):
-        value = np.asarray(frame, np.float32) / (255.0 if np.asarray(frame).dtype == np.uint8 else 1.0)
-        gray = as_gray8(flow_frame)
-        if previous is not None:
-            sampling, mask = flow.backward(gray, previous[1])
-            squared = np.sum((value - warp(previous[0], sampling)) ** 2, axis=-1)
-            trusted = mask.sum()
-            errors.append(float((squared * mask).sum() / trusted) if trusted else float("nan"))
-        previous = value, gray
-    return errors
-
-
-def _paired(frames, others):
-    """Zips two frame streams (the second defaults to the first), refusing streams of different lengths."""
-    if others is None:
-        yield from ((f, f) for f in frames)
-        return
-    missing = object()
-    for a, b in itertools.zip_longest(frames, others, fillvalue=missing):
-        if a is missing or b is missing:
-            raise ValueError("the two frame sequences have different lengths")
-        yield a, b
-
-
-def warping_error(frames, flow_frames=None, preset="medium"):
-    """Mean warping error over the frame pairs that have trusted pixels (Lai et al. 2018); lower is steadier."""
-    errors = [e for e in warping_errors(frames, flow_frames, preset) if np.isfinite(e)]
-    return float(np.mean(errors)) if errors else float("nan")
 
 
 def _batch(x):

@@ -104,11 +104,33 @@ class BBC:
         return g_terms, d_terms
 
 
-PROTOCOLS = {"simultaneous": Simultaneous, "bbc": BBC}
+PROTOCOLS = {}
+
+
+def register_protocol(name):
+    """Registers an update protocol under `name`, usable as `train.protocol: NAME` (see docs/extending.md).
+
+    Decorates a class called with no arguments, with `bind(gan)` (called once by `ColourGAN.compile`) and
+    `train_step(gan, batch)`, which applies its updates and returns the generator's terms (a dict, each
+    summed into `g_loss`) and the discriminator's per-scale losses (a list, empty without a discriminator).
+    """
+
+    def decorator(cls):
+        if name in PROTOCOLS:
+            raise ValueError(f"protocol {name!r} is registered twice")
+        choices.PROTOCOLS.add(name)
+        PROTOCOLS[name] = cls
+        return cls
+
+    return decorator
+
+
+register_protocol("simultaneous")(Simultaneous)
+register_protocol("bbc")(BBC)
 choices.check_registry("PROTOCOLS", PROTOCOLS, choices.PROTOCOLS)
 
 
 def build_protocol(name):
-    """The update protocol called `name` (`simultaneous` or `bbc`)."""
+    """The update protocol called `name` (`simultaneous`, `bbc` or a registered one)."""
     choices.check_choice("protocol", name, choices.PROTOCOLS)
     return PROTOCOLS[name]()

@@ -56,7 +56,7 @@ class ColourGAN(keras.Model):
             {"colour": 100.0, "adversarial": 1.0, "feature": 1e-5, **(weights or {})},
         )
         protocol.bind(self)
-        names = tracker_names(head, self.discriminator, feature_loss is not None)
+        names = tracker_names(head, self.discriminator, feature_loss is not None, colour_loss)
         self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
 
     @property
@@ -77,7 +77,8 @@ class ColourGAN(keras.Model):
 
     def generator_terms(self, batch, outputs, fake_ab, fake_judgement):
         colour_term, extra = self.head.terms(batch, outputs, fake_ab, self.colour_loss)
-        terms = {"g_colour": self.term_weights["colour"] * colour_term}
+        parts = colour_term if isinstance(colour_term, dict) else {"colour": colour_term}  # a loss with named parts
+        terms = {f"g_{name}": self.term_weights["colour"] * value for name, value in parts.items()}
         if fake_judgement is not None:
             terms["g_adversarial"] = self.term_weights["adversarial"] * self.adversarial_loss.generator(fake_judgement)
         if self.feature_loss is not None:
@@ -114,9 +115,10 @@ class ColourGAN(keras.Model):
         return self.generate(self.layout.unpack(data), training=False)[1]
 
 
-def tracker_names(head, discriminator, feature):
+def tracker_names(head, discriminator, feature, colour_loss=None):
     """The loss terms `ColourGAN` reports: generator terms, then the discriminator's (per scale if several)."""
-    names = ["g_loss", "g_colour"] + ["g_adversarial"] * (discriminator is not None) + list(head.extra_terms)
+    names = ["g_loss", "g_colour"] + [f"g_{n}" for n in getattr(colour_loss, "extra_terms", ())]
+    names += ["g_adversarial"] * (discriminator is not None) + list(head.extra_terms)
     names += ["g_feature", "g_feature_ratio"] * feature
     if discriminator is not None:
         scales = len(discriminator.outputs)
@@ -196,7 +198,7 @@ def build_trainer(config, strategy=None, layout=None):
             d_opt,
             layout=layout,
             head=heads.build_head(m.segmentation, loss),
-            colour_loss=losses.colour_loss(loss.colour, loss.smooth_l1_delta),
+            colour_loss=losses.colour_loss(loss.colour, loss),
             adversarial_loss=losses.adversarial_loss(loss.adversarial) if discriminator is not None else None,
             feature_loss=feature,
             protocol=protocols.build_protocol(train.protocol),

@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from keras_colour import losses
+from keras_colour.config import LossConfig
 
 
 def test_colour_losses():
@@ -12,7 +13,9 @@ def test_colour_losses():
     # Huber, delta 1: 0.5 * 0.25 for 0.5, 1 * (3 - 0.5) for 3
     assert float(losses.colour_loss("smooth_l1")(a, b)) == pytest.approx((0.125 + 2.5) / 4)
     # delta 0.25: 0.5 * 0.0625 + 0.25 * 0.25 for 0.5, 0.03125 + 0.25 * 2.75 for 3
-    assert float(losses.colour_loss("smooth_l1", 0.25)(a, b)) == pytest.approx((0.09375 + 0.71875) / 4)
+    assert float(losses.colour_loss("smooth_l1", LossConfig(smooth_l1_delta=0.25))(a, b)) == pytest.approx(
+        (0.09375 + 0.71875) / 4
+    )
     with pytest.raises(ValueError, match="smooth_l1"):
         losses.colour_loss("l2")
 

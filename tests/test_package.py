@@ -124,3 +124,44 @@ def test_colour_gan_has_no_string_comparisons_in_its_steps():
 
 def _dedent(obj):
     return textwrap.dedent(inspect.getsource(obj))
+
+
+def _import_graph():
+    """keras_colour's modules -> the keras_colour modules they import (at any depth: lazy imports count too)."""
+    package = os.path.join(ROOT, "keras_colour")
+    modules = {}
+    for folder, _, files in os.walk(package):
+        for file in files:
+            if file.endswith(".py"):
+                name = os.path.relpath(os.path.join(folder, file), ROOT)[:-3].replace(os.sep, ".")
+                modules[name.removesuffix(".__init__")] = os.path.join(folder, file)
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+            if isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                deps.update(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                            for a in node.names)  # fmt: skip
+        graph[name] = {d for d in deps if d in modules and d != name}
+    return graph
+
+
+def test_the_house_is_layered_no_module_imports_one_that_depends_on_it():
+    graph = _import_graph()
+
+    def reaches(start, goal, seen=None):
+        seen = seen if seen is not None else set()
+        for nxt in graph[start] - seen:
+            seen.add(nxt)
+            if nxt == goal or reaches(nxt, goal, seen):
+                return True
+        return False
+
+    cycles = sorted((a, b) for a in graph for b in graph[a] if reaches(b, a))
+    assert not cycles, cycles
+    assert not any(dep.startswith("keras_colour.video") for dep in graph["keras_colour.metrics"])
+    low = ("keras_colour.choices", "keras_colour.config.schema", "keras_colour.errors", "keras_colour.quiet")
+    for module in low:  # the TensorFlow-free bottom of the house imports nothing above it
+        assert graph[module] <= {"keras_colour.choices", "keras_colour.errors"}, (module, graph[module])

@@ -13,6 +13,7 @@ from helpers import QUICKSTART, cli, one_line_error, sets, tiny_overrides
 from keras_colour import metrics
 from keras_colour.video import colourise_video, output_path
 from keras_colour.video.clips import grayscale, two_shot_clip
+from keras_colour.video.evaluate import warping_error, warping_errors
 from keras_colour.video.io import VideoError, VideoFile, VideoFileWriter, open_frames
 
 SIZE = (144, 256)  # height, width
@@ -77,8 +78,8 @@ def outputs(clip, generator_file, tmp_path_factory):
 
 def test_temporal_consistency_halves_flicker_keeps_psnr_and_restarts_at_the_cut(clip, outputs):
     (plain, plain_frames), (steady, steady_frames) = outputs[False], outputs[True]
-    flicker_plain = metrics.warping_error(plain_frames, clip["gray"])
-    flicker_steady = metrics.warping_error(steady_frames, clip["gray"])
+    flicker_plain = warping_error(plain_frames, clip["gray"])
+    flicker_steady = warping_error(steady_frames, clip["gray"])
     psnr_plain = metrics.psnr_rgb(np.stack(clip["truth"]), np.stack(plain_frames))
     psnr_steady = metrics.psnr_rgb(np.stack(clip["truth"]), np.stack(steady_frames))
     print(f"warping error {flicker_plain:.5f} -> {flicker_steady:.5f}; PSNR {psnr_plain:.3f} -> {psnr_steady:.3f} dB")
@@ -107,17 +108,17 @@ def test_output_has_the_inputs_frames_size_rate_and_lightness(clip, outputs):
 def test_warping_error_measures_flicker():
     photo = skimage.data.astronaut()[100:244, 100:356]
     moving = [np.roll(photo, 2 * t, axis=1) for t in range(6)]
-    steady = metrics.warping_errors(moving)
+    steady = warping_errors(moving)
     hsv = skimage.color.rgb2hsv(photo)
     flicker = []
     for t in range(len(moving)):
         shifted = np.roll(hsv, 2 * t, axis=1).copy()
         shifted[..., 0] = (shifted[..., 0] + 0.08 * (t % 2)) % 1.0  # hue jumps every other frame
         flicker.append((skimage.color.hsv2rgb(shifted) * 255).round().astype(np.uint8))
-    flickering = metrics.warping_errors(flicker, moving)
+    flickering = warping_errors(flicker, moving)
     assert len(steady) == 5 and max(steady) < 2e-3
     assert min(flickering) > 5 * max(steady)
-    assert metrics.warping_errors([photo, photo]) == [0.0]
+    assert warping_errors([photo, photo]) == [0.0]
 
 
 def test_frame_folder_in_frame_folder_out_with_temporal_on(clip, generator_file, tmp_path):
@@ -195,7 +196,7 @@ def test_evaluate_video_prints_warping_error_and_psnr(clip, outputs, tmp_path):
     run = cli("evaluate-video", result.output, "--input", clip["video"], "--reference", clip["reference"],
               "--csv", csv_path)  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
-    expected = metrics.warping_error(frames, clip["gray"])
+    expected = warping_error(frames, clip["gray"])
     assert f"warping error {expected:.6f}" in run.stdout
     rows = csv_path.read_text().splitlines()
     assert len(rows) == 1 + len(frames)
@@ -286,8 +287,8 @@ def test_keyframes_predict_every_other_frame_and_a_cut_between_them_on_its_own(c
     difference = np.abs(half[cut].astype(int) - plain[cut].astype(int))
     assert difference.max() <= 1 and difference.mean() < 0.01, (difference.max(), difference.mean())
     flicker_plain, flicker_half = (
-        metrics.warping_error(plain, clip["gray"][1:]),
-        metrics.warping_error(half, clip["gray"][1:]),
+        warping_error(plain, clip["gray"][1:]),
+        warping_error(half, clip["gray"][1:]),
     )
     psnr_plain = metrics.psnr_rgb(np.stack(clip["truth"][1:]), np.stack(plain))
     psnr_half = metrics.psnr_rgb(np.stack(clip["truth"][1:]), np.stack(half))

@@ -13,6 +13,7 @@ import typing
 
 import yaml
 
+from keras_colour import plugins
 from keras_colour.config.schema import Config, ConfigError, required_type
 from keras_colour.io_utils import atomic_write_text
 
@@ -94,11 +95,32 @@ def apply_overrides(tree, overrides):
     return tree
 
 
+def _load_plugins(data, source):
+    """Imports the config's `plugins` (before validation: they register names) and keeps them as absolute paths."""
+    entries = data.get("plugins")
+    if entries is None:
+        return
+    if not isinstance(entries, list) or not all(isinstance(e, str) and e for e in entries):
+        raise ConfigError(f"must be a list of Python files or module names. Received: {entries!r}", "plugins")
+    base = os.path.dirname(os.path.abspath(source)) if source and os.path.isfile(source) else os.getcwd()
+    resolved = [plugins.resolve(e, base) for e in entries]
+    for entry in resolved:
+        try:
+            plugins.load_plugin(entry)
+        except Exception as e:  # a plugin's own mistake: one line naming the plugin
+            raise ConfigError(f"{entry!r} could not be loaded: {type(e).__name__}: {e}", "plugins") from None
+    data["plugins"] = resolved
+
+
 def config_from_dict(data, source=None, overrides=()):
-    """Builds and validates a `Config` from a nested dict (as YAML reads it), after `a.b=c` overrides."""
+    """Builds and validates a `Config` from a nested dict (as YAML reads it), after `a.b=c` overrides.
+
+    The config's `plugins` are imported first (`keras_colour.plugins`), so the names they register are accepted.
+    """
     data = dict(data or {})
     try:
         apply_overrides(data, overrides)
+        _load_plugins(data, source)
         config = _build(Config, data, "")
     except ConfigError as e:
         raise e.with_source(source) from None

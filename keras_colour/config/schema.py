@@ -185,7 +185,7 @@ class ModelConfig(Section):
     max_filters: int = 512
     num_downsamples: int | None = None
     dropout: float = 0.5
-    discriminator: str = choice("none", ("none",) + choices.DISCRIMINATORS)
+    discriminator: str = choice("none", choices.OPTIONAL_DISCRIMINATORS)
     d_scales: int = 1
     segmentation: str = choice("none", choices.SEGMENTATION_HEADS)
     n_classes: int = 21
@@ -243,7 +243,7 @@ class LossConfig(Section):
     colour: str = choice("l1", choices.COLOUR_LOSSES)
     colour_weight: float = 100.0
     smooth_l1_delta: float = 1.0
-    adversarial: str = choice("none", ("none",) + choices.ADVERSARIAL_LOSSES)
+    adversarial: str = choice("none", choices.OPTIONAL_ADVERSARIAL_LOSSES)
     adversarial_weight: float = 1.0
     feature: FeatureLossConfig | None = None
     segmentation_weight: float = 1.0
@@ -321,11 +321,13 @@ class EvaluationConfig(Section):
 
 @dataclasses.dataclass
 class Config(Section):
-    """A whole experiment: `data`, `model`, `loss`, `train`, `output_dir`, `seed`."""
+    """A whole experiment: `data`, `model`, `loss`, `train`, `output_dir`, `seed`, and the `plugins` it needs."""
 
     name: str = "experiment"
     output_dir: str = "runs/experiment"
     seed: int = 42
+    # Python files or modules that register generators, losses or protocols (keras_colour.plugins).
+    plugins: list = dataclasses.field(default_factory=list)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
@@ -355,8 +357,8 @@ class Config(Section):
 
     def _check_image_size(self):
         size, model = self.data.image_size, self.model
-        depth = model.num_downsamples or choices.GENERATOR_DEPTHS[model.generator]
-        if size % 2**depth:
+        depth = model.num_downsamples or choices.GENERATOR_DEPTHS.get(model.generator)
+        if depth is not None and size % 2**depth:  # a registered generator without a depth checks itself
             fits = max(d for d in range(12) if size % 2**d == 0)
             raise ConfigError(
                 f"{size} cannot be halved {depth} times by the {model.generator} generator "

@@ -13,8 +13,10 @@ choices.check_registry("BACKBONES", BACKBONES, choices.BACKBONES)
 
 def _call_builder(table, kind, what, image_size, options):
     fn = lookup(table, kind, what)
-    accepted = [p for p in inspect.signature(fn).parameters if p != "image_size"]
-    unknown = sorted(set(options) - set(accepted))
+    parameters = inspect.signature(fn).parameters
+    accepted = [p for p in parameters if p != "image_size"]
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())  # `**options`
+    unknown = [] if takes_any else sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(f"Unknown option(s) {unknown} for {what} {kind!r}. Accepted options: {accepted}.")
     return fn(image_size=image_size, **options)

@@ -1,9 +1,13 @@
 """Name -> builder tables, so configs pick networks by name.
 
-Adding a network is one decorated function::
+Adding a network is one decorated function, in the package or in a plugin file (docs/extending.md)::
 
     @register_generator("my_net")
     def build_my_net(image_size=256, **options): ...
+
+A generator builder takes `image_size` and the options `keras_colour.models.generator_options` gives (it may
+accept `**options` and ignore those it does not use) and returns a functional `keras.Model` from L_n
+`(H, W, 1)` in [-1, 1] to ab_n `(H, W, 2)` in [-1, 1], built from built-in Keras layers only.
 """
 
 from keras_colour import choices
@@ -18,10 +22,9 @@ ACCEPTED = {"generator": choices.GENERATORS, "discriminator": choices.DISCRIMINA
 
 def _register(table, kind, what):
     def decorator(fn):
-        if kind not in ACCEPTED[what]:
-            raise ValueError(f"{what} {kind!r} is not listed in keras_colour.choices; add it there first")
         if kind in table:
-            raise ValueError(f"{kind!r} is registered twice")
+            raise ValueError(f"{what} {kind!r} is registered twice")
+        ACCEPTED[what].add(kind)  # a config may name it from now on
         table[kind] = fn
         return fn
 

@@ -1,7 +1,7 @@
 """Film and video: colourise with temporal consistency, read and write video files and frame folders.
 
 `colourise_video(model, source, target)` is the entry point; `keras-colour colourise film.mp4 --model M
---output out/` runs it from the command line. The flicker measure is `keras_colour.metrics.warping_error`.
+--output out/` runs it from the command line. The flicker measure is `keras_colour.video.evaluate.warping_error`.
 """
 
 from keras_colour.video.colourise import VideoResult, colourise_media, colourise_video, output_path

@@ -1,7 +1,7 @@
 """Optical flow between grayscale frames, with the forward-backward check for occlusions.
 
 Used twice: by the temporal filter (to carry the previous frame's colours along the motion) and by the warping
-error of `keras_colour.metrics` (Lai et al. 2018), so both judge motion the same way. OpenCV's DIS flow
+error of `keras_colour.video.evaluate` (Lai et al. 2018), so both judge motion the same way. OpenCV's DIS flow
 (Kroeger et al. 2016) on 8-bit grayscale.
 """
 
