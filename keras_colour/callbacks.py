@@ -22,6 +22,7 @@ def non_finite(logs):
 
 
 def weights_finite(model):
+    """True if every variable of `model` holds only finite numbers (no NaN, no infinity)."""
     return all(np.isfinite(w).all() for w in model.get_weights())
 
 

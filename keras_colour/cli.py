@@ -266,6 +266,7 @@ def _server_options(p):
 
 
 def build_parser():
+    """The `keras-colour` argument parser: one sub-command per task, each with its options and help."""
     from keras_colour import __version__
 
     parser = argparse.ArgumentParser(
@@ -387,6 +388,7 @@ def build_parser():
 
 
 def main(argv=None):
+    """Runs the command line; returns the exit code (0 ok, 1 some inputs failed, 2 a user error, 130 Ctrl-C)."""
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

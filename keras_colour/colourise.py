@@ -119,6 +119,7 @@ def load_generator(path):
 
 
 def model_image_size(model):
+    """`(height, width)` a generator was built for, or None when its input size is free."""
     shape = model.input_shape
     if isinstance(shape, list):
         shape = shape[0]

@@ -86,6 +86,7 @@ def evaluate_generator(
 
 
 def save_histograms(path, real_hist, fake_hist):
+    """Writes the real and generated a/b histograms (counts per bin of `metrics.HIST_EDGES`) to an `.npz` file."""
     np.savez(
         path,
         edges=metrics.HIST_EDGES,
@@ -98,6 +99,7 @@ def save_histograms(path, real_hist, fake_hist):
 
 
 def load_histograms(path):
+    """Reads `save_histograms`'s file back as `(real, generated)` `ColourHistogram`s."""
     data = np.load(path)
     real, fake = metrics.ColourHistogram(), metrics.ColourHistogram()
     real.a, real.b, fake.a, fake.b = data["real_a"], data["real_b"], data["fake_a"], data["fake_b"]

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def configure_runtime(config):
+    """Applies a config's seed and determinism settings to Keras and TensorFlow before anything is built."""
     keras.utils.set_random_seed(config.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -34,6 +34,7 @@ def _finish(fig, path):
 
 
 def close(fig):
+    """Closes a Matplotlib figure made here (figures are kept open for notebooks until closed)."""
     plt.close(fig)
 
 

@@ -32,5 +32,6 @@ def atomic_path(path):
 
 
 def atomic_write_text(path, text):
+    """Writes `text` to `path` through a temporary file and a rename: readers see the old file or the new one."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)

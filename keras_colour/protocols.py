@@ -31,6 +31,7 @@ def scaled_total(optimizer, terms):
 
 
 def apply_gradients(optimizer, tape, scaled_loss, variables):
+    """One optimiser step on `variables` from the gradients of `scaled_loss` recorded on `tape`."""
     optimizer.apply(tape.gradient(scaled_loss, variables), variables)
 
 

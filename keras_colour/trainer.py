@@ -151,6 +151,7 @@ def get_strategy(kind):
 
 
 def build_optimizer(learning_rate, train_config):
+    """Adam with the config's beta_1 and beta_2 at `learning_rate`, wrapped for loss scaling under `mixed_float16`."""
     opt = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=train_config.beta_1, beta_2=train_config.beta_2)
     if train_config.mixed_precision == "mixed_float16":
         # float16 gradients underflow without loss scaling; bfloat16 has float32's range.

@@ -40,6 +40,7 @@ def _skimage_data_dir():
 
 
 def default_cache_dir():
+    """Where the demo dataset is cached: `$KERAS_COLOUR_CACHE`, else `~/.cache/keras_colour`."""
     base = os.environ.get("KERAS_COLOUR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "keras_colour")
     return base
 

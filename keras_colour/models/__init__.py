@@ -58,6 +58,7 @@ def generator_options(model_config):
 
 
 def discriminator_options(model_config):
+    """The builder options a `ModelConfig` gives a discriminator (norms, `base_filters`, `scales`)."""
     return dict(
         norm=model_config.norm,
         spectral_norm=model_config.spectral_norm,

@@ -124,6 +124,7 @@ def filter_schedule(num_downsamples, base_filters, max_filters):
 
 
 def check_size(image_size, num_downsamples, option="num_downsamples"):
+    """Raises `ValueError` unless `image_size` can be halved `num_downsamples` times, saying what would do."""
     if not isinstance(image_size, int) or image_size <= 0:
         raise ValueError(f"`image_size` must be a positive integer. Received: image_size={image_size!r}")
     if not isinstance(num_downsamples, int) or num_downsamples < 1:
@@ -141,4 +142,5 @@ def check_size(image_size, num_downsamples, option="num_downsamples"):
 
 
 def image_input(image_size, channels, name):
+    """A square `keras.Input` of `image_size` x `image_size` x `channels` named `name`."""
     return keras.Input((image_size, image_size, channels), name=name)

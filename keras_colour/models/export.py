@@ -50,6 +50,7 @@ def _folded_weights(layer):
 
 
 def needs_folding(model):
+    """True if `model` holds a layer that `plain_generator` replaces (spectral norm, BBC instance or batch norm)."""
     return any(_replacement(layer) is not None for layer in model.layers)
 
 

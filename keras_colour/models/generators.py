@@ -45,6 +45,8 @@ def encoder_decoder(
     dropout_blocks=0,
     conv_options=None,
 ):
+    """The U-Net of every generator family: L_n `(S, S, 1)` -> ab_n `(S, S, 2)` in [-1, 1], or a segmentation head's
+    outputs (see the module docstring)."""
     blocks.check_size(image_size, num_downsamples)
     check_choice("segmentation", segmentation, SEGMENTATION_HEADS)
     if segmentation != "none" and (not isinstance(n_classes, int) or n_classes < 2):

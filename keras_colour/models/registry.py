@@ -32,18 +32,25 @@ def _register(table, kind, what):
 
 
 def register_generator(kind):
+    """Registers a generator builder as `kind` (`model.generator: KIND`); see above and docs/extending.md."""
     return _register(GENERATORS, kind, "generator")
 
 
 def register_discriminator(kind):
+    """Registers a discriminator builder as `kind` (`model.discriminator: KIND`): `[L_n, ab_n]` -> patch map(s)."""
     return _register(DISCRIMINATORS, kind, "discriminator")
 
 
 def register_backbone(kind):
+    """Registers a feature-loss backbone as `kind` (`loss.feature.backbone: KIND`).
+
+    The builder takes `(image_size, weights, allow_random_weights)` and returns a `keras.Model` on RGB.
+    """
     return _register(BACKBONES, kind, "backbone")
 
 
 def lookup(table, kind, what):
+    """The builder registered as `kind` in `table`; `ValueError` naming the accepted kinds otherwise."""
     try:
         return table[kind]
     except KeyError:

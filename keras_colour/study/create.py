@@ -68,6 +68,7 @@ def create_study(run_dirs, n_images, output_dir, seed=42, labels=None):
 
 
 def load_manifest(study_dir):
+    """The `manifest.json` of a study folder; `UserError` if the folder holds no study."""
     path = os.path.join(study_dir, MANIFEST)
     if not os.path.isfile(path):
         raise UserError(

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class VideoResult:
+    """What colourising one video or frame folder did: output, frames, size, rate, time, cuts, precision, audio."""
+
     source: str
     output: str
     frames: int

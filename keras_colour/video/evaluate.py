@@ -64,6 +64,8 @@ def warping_error(frames, flow_frames=None, preset="medium"):
 
 @dataclasses.dataclass
 class VideoEvaluation:
+    """Per-frame warping errors (and PSNR against a reference, when given) of one colourised video."""
+
     video: str
     warping: list  # per frame; frame 0 has none
     psnr: list  # per frame, or empty without a reference

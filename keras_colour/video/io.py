@@ -34,6 +34,7 @@ class VideoError(UserError):
 
 
 def is_video(path):
+    """True if `path` is a file with a video extension (`VIDEO_EXTENSIONS`)."""
     return os.path.isfile(path) and os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
 
 
@@ -237,6 +238,7 @@ def ffmpeg_executable():
 
 
 def has_audio(path, ffmpeg):
+    """True if the video file at `path` carries an audio stream (ffmpeg probes it)."""
     result = subprocess.run([ffmpeg, "-hide_banner", "-i", path], capture_output=True, text=True, errors="replace")
     return re.search(r"Stream #\S+.*: Audio:", result.stderr) is not None
 
