@@ -96,7 +96,7 @@ def test_two_workers_shard_agree_write_once_and_resume_after_a_kill(tmp_path, de
         assert "(3 epochs completed" in chief and "(3 epochs completed" in other
     state = json.loads((out / "state.json").read_text())
     assert state["completed_epochs"] == 4 and state["finished"]
-    assert [row.split(",")[0] for row in (out / "history.csv").read_text().splitlines()[1:]] == ["0", "1", "2", "3"]
+    assert [row.split(",")[0] for row in (out / "history.csv").read_text().splitlines()[1:]] == ["1", "2", "3", "4"]
     # The restarted worker removed what the killed one left, and its own folder at the end.
     assert ours() == []
     if left:

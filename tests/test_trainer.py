@@ -376,7 +376,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, demo_cache):
     assert "1 epochs completed, optimiser step 60" in log  # optimiser state restored, not restarted
     assert json.loads(state.read_text()) == {"completed_epochs": 3, "total_epochs": 3, "finished": True}
     epochs = [line.split(",")[0] for line in (out / "history.csv").read_text().splitlines()[1:]]
-    assert epochs == ["0", "1", "2"]  # epoch 2 (index 1) ran once, from its start
+    assert epochs == ["1", "2", "3"]  # epoch 2 ran once, from its start (history.csv counts from 1)
 
     from keras_colour.checkpoint import TrainingCheckpoint
     from keras_colour.run_folder import RunFolder

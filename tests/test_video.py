@@ -305,9 +305,9 @@ def test_a_folders_videos_are_colourised_with_its_photographs(clip, generator_fi
     (folder / "reel").mkdir(parents=True)
     shutil.copy(clip["video"], folder / "reel" / "film.mkv")
     cv2.imwrite(str(folder / "still.png"), clip["gray"][0])
-    # A photograph's output that would replace its input stops the run before any video is written.
+    # An output folder that is the input folder stops the run before any video is written.
     result = cli("colourise", "--model", generator_file, folder, "--output", folder, "--container", "mp4")
-    assert result.returncode == 2 and "would overwrite an input image" in result.stderr, result.stderr[-2000:]
+    assert result.returncode == 2 and "is the input folder" in result.stderr, result.stderr[-2000:]
     assert sorted(os.listdir(folder / "reel")) == ["film.mkv"] and "Traceback" not in result.stderr
     result = cli("colourise", "--model", generator_file, folder, "--output", tmp_path / "o")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -1,11 +1,15 @@
-"""The two layers that mirror the BBC code exactly where Keras's built-in layers differ.
+"""The layers that mirror the BBC code exactly where Keras's built-in layers differ.
 
-Both are used only while training a `bbc`-mode network; `keras_colour.models.export.plain_generator`
+They are used only while training a `bbc`-mode network; `keras_colour.models.export.plain_generator`
 folds them into built-in layers for the saved `generator.keras`, so loading it needs only Keras.
 """
 
+import logging
+
 import keras
 from keras import ops
+
+logger = logging.getLogger(__name__)
 
 
 def _l2_normalize(v, epsilon=1e-12):
@@ -200,7 +204,11 @@ def with_bbc_batch_norm(model):
         if type(layer) is not keras.layers.BatchNormalization:
             return layer
         config = layer.get_config()
-        config.pop("synchronized", None)
+        if config.pop("synchronized", False):
+            logger.warning(
+                "model.batch_norm: bbc takes batch statistics per replica (as Keras 2.2.4's multi_gpu_model did), "
+                "not over the global batch as model.batch_norm: keras does under a distribution strategy"
+            )
         new = BBCBatchNormalization.from_config(config)
         replaced.append((layer, new))
         return new
