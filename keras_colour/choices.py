@@ -89,3 +89,20 @@ def check_registry(table_name, registered, accepted):
     """Raises if a registry and its name table disagree (a programming error, caught at import)."""
     if set(registered) != set(accepted):
         raise RuntimeError(f"registry {table_name} holds {sorted(registered)} but choices lists {sorted(accepted)}")
+
+
+def registrar(table, names, what):
+    """A `register(name)` decorator factory for one registry: `table` maps names to objects, `names` is the
+    `Names` table the config accepts. Registering a name twice is an error; a new name becomes accepted."""
+
+    def register(name):
+        def decorator(obj):
+            if name in table:
+                raise ValueError(f"{what} {name!r} is registered twice")
+            names.add(name)
+            table[name] = obj
+            return obj
+
+        return decorator
+
+    return register

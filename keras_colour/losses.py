@@ -85,24 +85,13 @@ def register_colour_loss(name):
     in `extra_terms`, and each part is weighted by `loss.colour_weight`, added to the generator loss and
     logged as `g_colour` or `g_NAME` in `history.csv`.
     """
-    return _register(COLOUR_LOSSES, choices.COLOUR_LOSSES, name, "colour loss")
+    return choices.registrar(COLOUR_LOSSES, choices.COLOUR_LOSSES, "colour loss")(name)
 
 
 def register_adversarial_loss(name):
     """Registers an adversarial loss under `name` (`loss.adversarial: NAME`): a class like `LSGAN`, called with no
     arguments, whose `against(outputs, target)` compares one patch map with the constant target (1 or 0)."""
-    return _register(ADVERSARIAL_LOSSES, choices.ADVERSARIAL_LOSSES, name, "adversarial loss")
-
-
-def _register(table, names, name, what):
-    def decorator(factory):
-        if name in table:
-            raise ValueError(f"{what} {name!r} is registered twice")
-        names.add(name)
-        table[name] = factory
-        return factory
-
-    return decorator
+    return choices.registrar(ADVERSARIAL_LOSSES, choices.ADVERSARIAL_LOSSES, "adversarial loss")(name)
 
 
 register_colour_loss("l1")(lambda options: L1())

@@ -4,7 +4,7 @@
   step from it, under two tapes (the TensorFlow pix2pix tutorial's loop).
 * `bbc`: the BBC code's loop (`models/train.py` of bbc/ColorGAN). Fakes come from the generator in
   inference mode (`combined.predict`), and that prediction also runs every discriminator on them in
-  inference mode, as `combined` has them among its outputs (`models/colorgan.py:70-72`): their outputs
+  inference mode, as `combined` has them among its outputs (`models/colorgan.py:69-71`): their outputs
   are dropped, but each BBC spectral-norm layer takes its power iteration as on every call; then each
   discriminator scale takes two separate optimiser steps, on the real batch against 1 and on the fake
   batch against 0 (Keras 2's `train_on_batch` twice); then the generator takes one step on a fresh
@@ -115,15 +115,7 @@ def register_protocol(name):
     `train_step(gan, batch)`, which applies its updates and returns the generator's terms (a dict, each
     summed into `g_loss`) and the discriminator's per-scale losses (a list, empty without a discriminator).
     """
-
-    def decorator(cls):
-        if name in PROTOCOLS:
-            raise ValueError(f"protocol {name!r} is registered twice")
-        choices.PROTOCOLS.add(name)
-        PROTOCOLS[name] = cls
-        return cls
-
-    return decorator
+    return choices.registrar(PROTOCOLS, choices.PROTOCOLS, "protocol")(name)
 
 
 register_protocol("simultaneous")(Simultaneous)

@@ -21,14 +21,7 @@ ACCEPTED = {"generator": choices.GENERATORS, "discriminator": choices.DISCRIMINA
 
 
 def _register(table, kind, what):
-    def decorator(fn):
-        if kind in table:
-            raise ValueError(f"{what} {kind!r} is registered twice")
-        ACCEPTED[what].add(kind)  # a config may name it from now on
-        table[kind] = fn
-        return fn
-
-    return decorator
+    return choices.registrar(table, ACCEPTED[what], what)(kind)  # a config may name it from now on
 
 
 def register_generator(kind):
