@@ -79,7 +79,7 @@ def evaluate_generator(
     results = {name: value / n for name, value in sums.items()}
     if "perceptual_vgg19" not in results:
         results["perceptual_vgg19"] = None
-        results["perceptual_vgg19_not_computed"] = perceptual or "evaluation.vgg19_weights is none"
+        results["perceptual_vgg19_not_computed"] = perceptual or "no perceptual metric was given to evaluate_generator"
     results.update(metrics.compare_histograms(real_hist, fake_hist))
     results.update(images=n, colours=colours, generator_training_mode=bool(training_mode))
     return results, real_hist, fake_hist
