@@ -6,6 +6,8 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import numpy as np
 import pytest
 
+from helpers import built_once
+
 # Small settings used across tests: 64x64 images, narrow networks (the thesis shapes, smaller widths).
 SMALL = dict(image_size=64, base_filters=8, num_downsamples=5)
 
@@ -16,6 +18,22 @@ def demo_cache(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("demo_cache"))
     os.environ["KERAS_COLOUR_CACHE"] = path
     return path
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory, demo_cache):
+    """A finished tiny quick-start run (train and evaluate), shared by the session: read it, or copy it first."""
+
+    def build(folder):
+        from helpers import ROOT, tiny_overrides
+        from keras_colour.config import load_config
+        from keras_colour.experiment import train
+
+        out = folder / "quickstart"
+        train(load_config(os.path.join(ROOT, "experiments", "quickstart.yaml"), tiny_overrides(output_dir=str(out))))
+        return out
+
+    return built_once(tmp_path_factory, "quickstart_run", build)
 
 
 @pytest.fixture

@@ -1,6 +1,9 @@
 """Helpers shared by the tests."""
 
+import fcntl
 import os
+import pickle
+import shutil
 import subprocess
 import sys
 
@@ -61,3 +64,32 @@ def one_line_error(result, *needles, code=2):
     for needle in needles:
         assert needle in errors[0], (needle, errors[0])
     return errors[0]
+
+
+def copy_of_run(run, target):
+    """A copy of a run folder at `target` whose config.yaml names the copy (a test changes the copy, not the run)."""
+    shutil.copytree(run, target)
+    config = (target / "config.yaml").read_text().replace(str(run), str(target))
+    (target / "config.yaml").write_text(config)
+    return target
+
+
+def built_once(tmp_path_factory, name, build):
+    """`build(folder)`'s value, built once per test session and shared by every pytest-xdist worker.
+
+    The first worker to ask builds it into a folder of the session's shared temporary directory, under a lock,
+    and pickles the value beside it; the others wait for the lock and read it back. The value (paths, arrays)
+    and the folder are read-only for the tests: a test that changes a run copies it first.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, value_file = root / f"shared-{name}", root / f"shared-{name}.pickle"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if value_file.exists():
+            return pickle.loads(value_file.read_bytes())
+        shutil.rmtree(folder, ignore_errors=True)  # what a worker that failed half-way left
+        folder.mkdir()
+        value = build(folder)
+        value_file.write_bytes(pickle.dumps(value))
+        return value

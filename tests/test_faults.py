@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import QUICKSTART, ROOT, cli, one_line_error, sets, tiny_overrides
+from helpers import QUICKSTART, ROOT, built_once, cli, copy_of_run, one_line_error, sets, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -51,36 +51,30 @@ def folder_overrides(data, out, **extra):
 
 
 @pytest.fixture(scope="module")
-def generator_file(tmp_path_factory, demo_cache):
-    """A generator.keras from a tiny quick-start run (made once for the colourise cases)."""
-    out = tmp_path_factory.mktemp("gen") / "run"
-    result = cli("train", QUICKSTART, *sets(tiny_overrides(output_dir=str(out))), "--stage", "train")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out / "generator.keras"
+def generator_file(quickstart_run):
+    """The generator.keras of the session's tiny quick-start run (for the colourise cases)."""
+    return quickstart_run / "generator.keras"
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, demo_cache):
-    """A finished 1-epoch run on a small folder dataset, and the overrides that made it."""
-    base = tmp_path_factory.mktemp("trained")
-    data = image_folder(base / "data")
-    out = base / "run"
-    overrides = folder_overrides(data, out, **{"train.sample_images": 2})
-    result = cli("train", QUICKSTART, *sets(overrides), "--stage", "train")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out, overrides
+    """A finished 1-epoch run on a small folder dataset, and the overrides that made it (built once a session)."""
+
+    def build(base):
+        data = image_folder(base / "data")
+        out = base / "run"
+        overrides = folder_overrides(data, out, **{"train.sample_images": 2})
+        result = cli("train", QUICKSTART, *sets(overrides), "--stage", "train")
+        assert result.returncode == 0, result.stderr[-3000:]
+        return out, overrides
+
+    return built_once(tmp_path_factory, "faults_trained_run", build)
 
 
 def copy_run(trained_run, tmp_path):
-    import shutil
-
     out, overrides = trained_run
-    target = tmp_path / "run"
-    shutil.copytree(out, target)
+    target = copy_of_run(out, tmp_path / "run")
     overrides = [o if not o.startswith("output_dir=") else f"output_dir={target}" for o in overrides]
-    # the copied config.yaml names the original folder; rewrite it as the copy's
-    config = (target / "config.yaml").read_text().replace(str(out), str(target))
-    (target / "config.yaml").write_text(config)
     return target, overrides
 
 

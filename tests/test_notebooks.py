@@ -9,24 +9,17 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import ROOT, tiny_overrides
+from helpers import ROOT, copy_of_run
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 
 
 @pytest.fixture(scope="module")
-def checkout(tmp_path_factory, demo_cache):
+def checkout(tmp_path_factory, quickstart_run):
     """A copy of notebooks/ beside runs/quickstart (a tiny quick-start run): a checkout after the README's command."""
-    from keras_colour.config import load_config
-    from keras_colour.experiment import train
-
     root = tmp_path_factory.mktemp("checkout")
     shutil.copytree(os.path.join(ROOT, "notebooks"), root / "notebooks")
-    config = load_config(
-        os.path.join(ROOT, "experiments", "quickstart.yaml"),
-        tiny_overrides(output_dir=str(root / "runs" / "quickstart")),
-    )
-    train(config)
+    copy_of_run(quickstart_run, root / "runs" / "quickstart")
     return root
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ROOT, cli, one_line_error, tiny_overrides
+from helpers import ROOT, built_once, cli, one_line_error, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -75,17 +75,21 @@ class Server:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, demo_cache):
-    from keras_colour.config import load_config
-    from keras_colour.experiment import train
+    """Two tiny quick-start runs (Gorriz and U-Net), trained once a session."""
 
-    base = tmp_path_factory.mktemp("runs")
-    out = []
-    unet = {"model.generator": "unet", "model.discriminator": "none", "loss.adversarial": "none"}
-    for name, extra in (("gorriz", {}), ("unet", unet)):
-        overrides = tiny_overrides(output_dir=str(base / name), name=name, **extra)
-        train(load_config(os.path.join(ROOT, "experiments", "quickstart.yaml"), overrides))
-        out.append(base / name)
-    return out
+    def build(base):
+        from keras_colour.config import load_config
+        from keras_colour.experiment import train
+
+        out = []
+        unet = {"model.generator": "unet", "model.discriminator": "none", "loss.adversarial": "none"}
+        for name, extra in (("gorriz", {}), ("unet", unet)):
+            overrides = tiny_overrides(output_dir=str(base / name), name=name, **extra)
+            train(load_config(os.path.join(ROOT, "experiments", "quickstart.yaml"), overrides))
+            out.append(base / name)
+        return out
+
+    return built_once(tmp_path_factory, "study_runs", build)
 
 
 @pytest.fixture

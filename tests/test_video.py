@@ -9,7 +9,7 @@ import pytest
 import skimage.color
 import skimage.data
 
-from helpers import QUICKSTART, cli, one_line_error, sets, tiny_overrides
+from helpers import QUICKSTART, built_once, cli, one_line_error, sets, tiny_overrides
 from keras_colour import metrics
 from keras_colour.video import colourise_video, output_path
 from keras_colour.video.clips import grayscale, two_shot_clip
@@ -30,50 +30,60 @@ def write_video(path, frames, fps=24.0):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """Pans and zooms over two real photographs with a hard cut; gray input and colour truth as lossless mkv."""
-    folder = tmp_path_factory.mktemp("clip")
-    colour_frames, cut = two_shot_clip(skimage.data.astronaut(), skimage.data.coffee(), SIZE, SHOT)
-    gray = grayscale(colour_frames)
-    return {
-        "truth": colour_frames,
-        "gray": gray,
-        "cut": cut,
-        "video": write_video(folder / "film.mkv", gray),
-        "reference": write_video(folder / "truth.mkv", colour_frames),
-    }
+
+    def build(folder):
+        colour_frames, cut = two_shot_clip(skimage.data.astronaut(), skimage.data.coffee(), SIZE, SHOT)
+        gray = grayscale(colour_frames)
+        return {
+            "truth": colour_frames,
+            "gray": gray,
+            "cut": cut,
+            "video": write_video(folder / "film.mkv", gray),
+            "reference": write_video(folder / "truth.mkv", colour_frames),
+        }
+
+    return built_once(tmp_path_factory, "video_clip", build)
 
 
 @pytest.fixture(scope="module")
 def generator_file(tmp_path_factory, demo_cache):
     """A generator trained briefly on the demo photographs (64x64, narrow): a real, imperfect colouriser."""
-    out = tmp_path_factory.mktemp("video_model") / "run"
-    overrides = tiny_overrides(
-        **{
-            "output_dir": str(out),
-            "data.image_size": 64,
-            "data.demo_train_crops": 64,
-            "model.base_filters": 8,
-            "model.max_filters": 32,
-            "model.num_downsamples": 5,
-            "train.epochs": 2,
-        }
-    )
-    result = cli("train", QUICKSTART, *sets(overrides), "--stage", "train")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return str(out / "generator.keras")
+
+    def build(folder):
+        out = folder / "run"
+        overrides = tiny_overrides(
+            **{
+                "output_dir": str(out),
+                "data.image_size": 64,
+                "data.demo_train_crops": 64,
+                "model.base_filters": 8,
+                "model.max_filters": 32,
+                "model.num_downsamples": 5,
+                "train.epochs": 2,
+            }
+        )
+        result = cli("train", QUICKSTART, *sets(overrides), "--stage", "train")
+        assert result.returncode == 0, result.stderr[-3000:]
+        return str(out / "generator.keras")
+
+    return built_once(tmp_path_factory, "video_generator", build)
 
 
 @pytest.fixture(scope="module")
 def outputs(clip, generator_file, tmp_path_factory):
     """The clip colourised frame by frame and with temporal consistency."""
-    import keras
 
-    model = keras.models.load_model(generator_file, compile=False)
-    folder = tmp_path_factory.mktemp("out")
-    results = {}
-    for temporal in (False, True):
-        result = colourise_video(model, clip["video"], str(folder / f"t{int(temporal)}.mkv"), temporal=temporal)
-        results[temporal] = (result, list(open_frames(result.output)))
-    return results
+    def build(folder):
+        import keras
+
+        model = keras.models.load_model(generator_file, compile=False)
+        results = {}
+        for temporal in (False, True):
+            result = colourise_video(model, clip["video"], str(folder / f"t{int(temporal)}.mkv"), temporal=temporal)
+            results[temporal] = (result, list(open_frames(result.output)))
+        return results
+
+    return built_once(tmp_path_factory, "video_outputs", build)
 
 
 def test_temporal_consistency_halves_flicker_keeps_psnr_and_restarts_at_the_cut(clip, outputs):
