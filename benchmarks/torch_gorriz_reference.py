@@ -17,6 +17,24 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 
+def cpu_line():
+    """The CPU's model and the flags a speed figure depends on (this script runs without TensorFlow)."""
+    name, flags = "unknown CPU", []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name == "unknown CPU":
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = value.split()
+                    break
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+    return f"CPU: {name}, {os.cpu_count()} cores, flags: {' '.join(f for f in wanted if f in flags) or 'none of AVX2+'}"
+
+
 def conv(cin, cout, stride, sn=True):
     layer = nn.Conv2d(cin, cout, 4, stride=stride, padding=1 if stride == 2 else "same")
     return spectral_norm(layer) if sn else layer
@@ -117,6 +135,7 @@ def main():
     for _ in range(args.steps):
         step()
     elapsed = time.perf_counter() - start
+    print(cpu_line())
     print(f"PyTorch {torch.__version__} eager, {torch.get_num_threads()} threads, CPU cores {os.cpu_count()}: "
           f"Gorriz 3-scale step{' (autocast bfloat16)' if args.bf16 else ''}, size {args.size}, batch {args.batch}: "
           f"{args.batch * args.steps / elapsed:.2f} images/s")  # fmt: skip

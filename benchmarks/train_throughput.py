@@ -24,6 +24,7 @@ import tensorflow as tf
 
 import keras_colour
 from keras_colour.config import config_from_dict
+from keras_colour.engines import machine_line
 
 _GORRIZ3 = {
     "model.generator": "gorriz",
@@ -85,8 +86,8 @@ def main():
     parser.add_argument("--protocols", nargs="+", default=["simultaneous"], choices=("simultaneous", "bbc"))
     args = parser.parse_args()
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; GPU: {gpu}; CPU cores: {os.cpu_count()}; "
-          f"size {args.size}, batch {args.batch}, {args.steps} timed steps")  # fmt: skip
+    print(machine_line())
+    print(f"Keras {keras.__version__}; size {args.size}, batch {args.batch}, {args.steps} timed steps")
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.xla]
     precisions = args.precisions or (["none", "mixed_float16"] if gpu else ["none"])
     print(f"{'family':16s} {'XLA':5s} {'precision':14s} {'protocol':13s} {'images/s':>10s}")

@@ -1,4 +1,4 @@
-"""Frames per second of `keras-colour colourise` on a video: float32 / bfloat16, temporal off / on.
+"""Frames per second of `keras-colour colourise` on a video: float32 (on an engine) / bfloat16, temporal off / on.
 
     python benchmarks/video.py [--size 720 1280] [--frames 48] [--model generator.keras] [--json out.json]
 
@@ -19,8 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import skimage.data
-import tensorflow as tf
 
+from keras_colour.engines import ENGINES, choose_engine, machine_line
 from keras_colour.models import build_generator
 from keras_colour.models.export import plain_generator
 from keras_colour.precision import bfloat16_units
@@ -45,6 +45,9 @@ def main(argv=None):
     parser.add_argument("--model-size", type=int, default=256, help="input size of the random generator")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--engine", default="auto", choices=ENGINES, help="float32 engine (default auto)")
+    parser.add_argument("--bfloat16", action=argparse.BooleanOptionalAction, default=None,
+                        help="also time bfloat16 (default: where the CPU has bfloat16 units)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.model:
         model = keras.models.load_model(args.model, compile=False)
@@ -57,30 +60,32 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         source = make_clip(os.path.join(tmp, "clip.mkv"), tuple(args.size), args.frames)
         warm = make_clip(os.path.join(tmp, "warm.mkv"), tuple(args.size), 2 * min(args.batch_size, 4))
-        for precision in ("float32", "bfloat16"):
+        os.environ.setdefault("KERAS_COLOUR_CACHE", os.path.join(tmp, "cache"))  # auto measures afresh
+        with_bf16 = args.bfloat16 or (args.bfloat16 is None and bfloat16_units())
+        precisions = ["float32"] + (["bfloat16"] if with_bf16 else [])
+        for precision in precisions:
             for temporal, keyframes in ((False, 1), (True, 1), (True, 2)):
+                engine = args.engine if precision == "float32" else "tensorflow"
                 options = dict(temporal=temporal, precision=precision, batch_size=args.batch_size, progress=False,
-                               keyframe_interval=keyframes)  # fmt: skip
+                               keyframe_interval=keyframes, engine=engine)  # fmt: skip
                 colourise_video(model, warm, os.path.join(tmp, "warm_out.mkv"), **options)  # trace
                 start = time.perf_counter()
                 result = colourise_video(model, source, os.path.join(tmp, "out.mkv"), **options)
                 elapsed = time.perf_counter() - start
                 rows.append(
                     {"precision": result.precision, "temporal": temporal, "keyframe_interval": keyframes,
+                     "engine": choose_engine(model, engine, args.batch_size).name,
                      "frames": result.frames,
                      "seconds": round(elapsed, 3), "frames_per_s": round(result.frames / elapsed, 2)}
                 )  # fmt: skip
     height, width = args.size
-    print(
-        f"TensorFlow {tf.__version__}, CPU cores {os.cpu_count()}, bfloat16 units: {bfloat16_units() or 'none'}, "
-        f"GPU: {bool(tf.config.list_physical_devices('GPU'))}"
-    )
+    print(machine_line())
     print(f"colourise video: {args.frames} frames of {width}x{height}, generator input {model.input_shape[1:3]}")
-    print("| precision | temporal | model runs on | frames/s | seconds |")
-    print("|---|---|---|---:|---:|")
+    print("| precision | engine | temporal | model runs on | frames/s | seconds |")
+    print("|---|---|---|---|---:|---:|")
     for row in rows:
         print(
-            f"| {row['precision']} | {'on' if row['temporal'] else 'off'} | "
+            f"| {row['precision']} | {row['engine']} | {'on' if row['temporal'] else 'off'} | "
             f"{'every frame' if row['keyframe_interval'] == 1 else 'every other frame'} | {row['frames_per_s']} | "
             f"{row['seconds']} |"
         )

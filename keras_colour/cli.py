@@ -88,7 +88,8 @@ def _colourise(args):
     model = load_generator(args.model)
     written, skipped, videos = colourise_media(
         model, args.inputs, args.output, temporal=args.temporal, frames=args.frames, container=args.container,
-        fps=args.fps, batch_size=args.batch_size, precision=args.precision, png_compression=args.png_compression,
+        fps=args.fps, batch_size=args.batch_size, precision=args.precision, engine=args.engine,
+        png_compression=args.png_compression,
         keyframe_interval=args.keyframe_interval,
     )  # fmt: skip
     for result in videos:
@@ -161,7 +162,8 @@ def _study_serve(args):
     from keras_colour.study.app import create_app, serve
 
     model = load_generator(args.model) if args.model else None
-    app = create_app(args.study, model=model, max_upload_mb=args.max_upload_mb, precision=args.precision)
+    app = create_app(args.study, model=model, max_upload_mb=args.max_upload_mb, precision=args.precision,
+                     engine=args.engine)  # fmt: skip
     _host_warning(args.host)
     print(f"Study at http://{args.host}:{args.port}/ (Ctrl-C stops it; answers are in {args.study}/answers.sqlite)",
           flush=True)  # fmt: skip
@@ -185,7 +187,7 @@ def _serve(args):
     from keras_colour.study.app import create_app, serve
 
     app = create_app(None, model=load_generator(args.model), max_upload_mb=args.max_upload_mb,
-                     precision=args.precision)  # fmt: skip
+                     precision=args.precision, engine=args.engine)  # fmt: skip
     _host_warning(args.host)
     print(f"Colourise page at http://{args.host}:{args.port}/colourise (Ctrl-C stops it)", flush=True)
     serve(app, args.host, args.port)
@@ -263,6 +265,19 @@ def _server_options(p):
     p.add_argument("--max-upload-mb", type=float, default=20, help="largest colourise upload in MB (default 20)")
     p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="auto",
                    help="the colourise page's model precision, as for colourise (default auto)")  # fmt: skip
+    _engine_option(p, "the colourise page's ")
+
+
+ENGINE_HELP = (
+    "runs the generator on: tensorflow, onnxruntime or litert (float32; checked to agree with TensorFlow to 1e-4), "
+    "or auto (default): the fastest of those here, measured once per machine and model and remembered in the "
+    "cache folder ($KERAS_COLOUR_CACHE/engines.sqlite)"
+)
+
+
+def _engine_option(p, whose=""):
+    p.add_argument("--engine", choices=("auto", "tensorflow", "onnxruntime", "litert"), default="auto",
+                   help=whose + ENGINE_HELP)  # fmt: skip
 
 
 def build_parser():
@@ -315,6 +330,7 @@ def build_parser():
     p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="auto",
                    help="compute precision of the generator (default auto: bfloat16 where the CPU has bfloat16 units "
                    "and it keeps ab within 1 Lab unit p99 of float32 on the first batch, else float32)")  # fmt: skip
+    _engine_option(p)
     video = p.add_argument_group("video (files ending in .mp4 .avi .mov .mkv .m4v .webm; folders with --frames)")
     video.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=True,
                        help="carry colours along the optical flow so they do not flicker (default on)")  # fmt: skip

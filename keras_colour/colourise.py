@@ -10,6 +10,7 @@ with the inputs' relative folders and file stems.
 
 import logging
 import os
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
@@ -20,8 +21,8 @@ from tqdm import tqdm
 
 from keras_colour import colour
 from keras_colour.data.images import decode_to_rgb8, walk_images
+from keras_colour.engines import TensorFlowEngine
 from keras_colour.errors import ModelFileError, UserError
-from keras_colour.heads import predict_ab
 from keras_colour.io_utils import atomic_path
 from keras_colour.precision import Precision
 
@@ -203,16 +204,31 @@ def _compose(rgb, ab_n, correction_n=None):
 
 
 def _predict_ab(model, rgbs):
-    """Normalised ab predictions for float RGB images, one batched forward pass where sizes allow."""
-    size = model_image_size(model)
+    """Normalised ab predictions for float RGB images, one batched forward pass where sizes allow.
+
+    `model` is a Keras generator or an engine (`keras_colour.engines`).
+    """
+    engine = model if hasattr(model, "predict_ab") else _default_engine(model)
+    size = model_image_size(engine.model)
     if size is None:  # a fully convolutional model runs each image at its own size
-        return [_predict_ab_batch(model, [r], tf.shape(r)[:2])[0] for r in rgbs]
-    return _predict_ab_batch(model, rgbs, tf.constant(size))
+        return [_predict_ab_batch(engine, [r], tf.shape(r)[:2])[0] for r in rgbs]
+    return _predict_ab_batch(engine, rgbs, tf.constant(size))
 
 
-def _predict_ab_batch(model, rgbs, size):
+_ENGINES = weakref.WeakKeyDictionary()
+
+
+def _default_engine(model):
+    """The TensorFlow engine of a Keras model (one per model, so its traced function is reused)."""
+    engine = _ENGINES.get(model)
+    if engine is None:
+        engine = _ENGINES[model] = TensorFlowEngine(model)
+    return engine
+
+
+def _predict_ab_batch(engine, rgbs, size):
     batch = tf.stack([_model_input(r, size) for r in rgbs])
-    return tf.unstack(predict_ab(model, batch))
+    return tf.unstack(engine.predict_ab(batch))
 
 
 def colourise_array(model, rgb8, runner=None):
@@ -237,12 +253,15 @@ def predict_frames_ab(model, rgb8_frames):
     return _predict_ab(model, rgbs)
 
 
-def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_compression=1, precision="auto"):
+def colourise_paths(
+    model, inputs, output_dir, batch_size=8, progress=True, png_compression=1, precision="auto", engine="auto"
+):
     """Colourises files and folders into `output_dir`.
 
     Each image is composed at full resolution and written as PNG by a pool of threads (the composition
     runs on one core under XLA) while the next batch is predicted; `png_compression` (0-9, zlib level)
-    trades file size for speed; `precision` is `float32`, `bfloat16` or `auto` (`keras_colour.precision`).
+    trades file size for speed; `precision` is `float32`, `bfloat16` or `auto` (`keras_colour.precision`);
+    `engine` is `auto`, `tensorflow`, `onnxruntime` or `litert` (`keras_colour.engines`).
 
     Returns:
         (written paths, skipped paths). An unreadable file is skipped with a
@@ -260,9 +279,9 @@ def colourise_paths(model, inputs, output_dir, batch_size=8, progress=True, png_
         raise ValueError(f"No image files found in {list(inputs)}")
     plan = plan_outputs(items, output_dir)
     written, skipped, pending = [], [], []
+    runner = Precision(model, precision, engine, batch_size, images=len(plan))
     bar = tqdm(total=len(plan), desc="colourise", unit="img", disable=not progress)
     writer = ThreadPoolExecutor(max_workers=COMPOSE_THREADS)
-    runner = Precision(model, precision)
 
     def save(rgb, ab, alpha, target):
         array = _compose(rgb, ab).numpy()

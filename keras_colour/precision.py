@@ -68,13 +68,17 @@ def p99_ab_difference(ab_a, ab_b):
 
 
 class Precision:
-    """Runs a generator's ab prediction in the precision asked (`float32`, `bfloat16`, `auto`).
+    """Runs a generator's ab prediction in the precision asked (`float32`, `bfloat16`, `auto`) and on an engine.
 
-    `predict(fn)` takes `fn(model) -> list of ab tensors` so callers keep their own batching; under `auto` the
-    first call decides, once.
+    `predict(fn)` takes `fn(engine) -> list of ab tensors` (an engine of `keras_colour.engines`, whose
+    `predict_ab(L_n)` gives ab_n) so callers keep their own batching; under `auto` the first call decides, once.
+    float32 runs on `engine` (`keras_colour.engines.choose_engine`: `auto` picks the fastest this machine has for
+    the model); bfloat16 always on TensorFlow.
     """
 
-    def __init__(self, model, precision="float32"):
+    def __init__(self, model, precision="float32", engine="tensorflow", batch_size=8, images=None):
+        from keras_colour.engines import TensorFlowEngine, choose_engine  # noqa: PLC0415 (engines imports heads)
+
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.float32_model = model
@@ -84,14 +88,25 @@ class Precision:
         if precision == "auto" and (tf.config.list_physical_devices("GPU") or not bfloat16_units()):
             self.used = "float32"
             logger.info("precision auto: float32 (no bfloat16 matrix units on this CPU, or a GPU is used)")
-        self._bf16 = bfloat16_generator(model) if self.used in ("bfloat16", None) else None
+        if engine not in ("auto", "tensorflow") and self.used != "float32":
+            from keras_colour.engines import EngineError  # noqa: PLC0415
+
+            raise EngineError(f"--engine {engine} runs float32 only: use --precision float32 (or --engine tensorflow)")
+        chosen = choose_engine(model, engine, batch_size, images) if self.used in ("float32", None) else None
+        self._float32 = chosen
+        self._bf16 = TensorFlowEngine(bfloat16_generator(model)) if self.used in ("bfloat16", None) else None
+
+    @property
+    def engine(self):
+        """The engine float32 predictions run on (None when only bfloat16 is used)."""
+        return self._float32
 
     def predict(self, fn):
         if self.used == "float32":
-            return fn(self.float32_model)
+            return fn(self._float32)
         if self.used == "bfloat16":
             return fn(self._bf16)
-        reference, fast = fn(self.float32_model), fn(self._bf16)
+        reference, fast = fn(self._float32), fn(self._bf16)
         self.p99 = p99_ab_difference(np.stack(reference), np.stack(fast))
         self.used = "bfloat16" if self.p99 <= AB_TOLERANCE else "float32"
         logger.info(

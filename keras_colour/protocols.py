@@ -65,7 +65,7 @@ class BBC:
         self.judge_fakes_in_inference = False
 
     def bind(self, gan):
-        d = gan.discriminator
+        d = gan.training_discriminator  # (a twin of gan.discriminator sharing its variables, or itself)
         # Only BBC spectral norm changes state in an inference call; otherwise the extra pass is skipped.
         self.judge_fakes_in_inference = d is not None and any(
             isinstance(layer, BBCSpectralNormalization) for layer in d.layers

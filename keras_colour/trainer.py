@@ -29,12 +29,14 @@ class ColourGAN(keras.Model):
         discriminator: `keras.Model` or None. Takes `[L_n, ab_n]`; returns one patch map or a list.
         training_generator: the model run in training steps: the generator or a twin sharing its
             variables (`keras_colour.models.fast.fast_twin`). Defaults to `generator`.
+        training_discriminator: the same for the discriminator. Defaults to `discriminator`.
     """
 
-    def __init__(self, generator, discriminator=None, training_generator=None, **kwargs):
+    def __init__(self, generator, discriminator=None, training_generator=None, training_discriminator=None, **kwargs):
         super().__init__(**kwargs)
         self.generator, self.discriminator = generator, discriminator
         self.training_generator = training_generator or generator
+        self.training_discriminator = training_discriminator or discriminator
         # 1.0, or 0.0 while separate decoders pre-train on segmentation alone: multiplies every colour term.
         self.colour_terms_gate = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="colour_terms_gate")
 
@@ -73,7 +75,9 @@ class ColourGAN(keras.Model):
 
     def judge(self, batch, ab, training):
         """The discriminator's patch map(s) for `(L, ab)`; None without a discriminator."""
-        return None if self.discriminator is None else self.discriminator([batch.lightness, ab], training=training)
+        if self.discriminator is None:
+            return None
+        return self.training_discriminator([batch.lightness, ab], training=training)
 
     def generator_terms(self, batch, outputs, fake_ab, fake_judgement):
         colour_term, extra = self.head.terms(batch, outputs, fake_ab, self.colour_loss)
@@ -190,8 +194,15 @@ def build_trainer(config, strategy=None, layout=None):
             feature = FeatureReconstruction(
                 f.backbone, f.layers, f.weights, f.allow_random_weights, image_size=size, input=f.input
             )
-        twin = fast_twin(generator) if train.fast_upsampling else generator
-        model = ColourGAN(generator, discriminator, training_generator=twin, name="colour_gan")
+        # Twins sharing the variables: up-convolutions at low resolution (fast_upsampling), spectral norm's
+        # update off the gradient tape (the same function, traced in a third of the time).
+        model = ColourGAN(
+            generator,
+            discriminator,
+            training_generator=fast_twin(generator, fuse_upsampling=train.fast_upsampling),
+            training_discriminator=fast_twin(discriminator, fuse_upsampling=False) if discriminator else None,
+            name="colour_gan",
+        )
         g_opt = build_optimizer(train.g_learning_rate, train)
         d_opt = build_optimizer(train.d_learning_rate, train) if discriminator is not None else None
         model.compile(

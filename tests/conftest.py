@@ -47,3 +47,9 @@ def photos():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The `slow` tests first (each file's order kept): pytest-xdist then starts the long ones while the short
+    ones fill the gaps, instead of one long test running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -44,7 +44,7 @@ def test_device_check_cpu_smoke_writes_every_field(tmp_path):
 def test_video_benchmark_runs_small(tmp_path):
     out = tmp_path / "video.json"
     command = [sys.executable, os.path.join(ROOT, "benchmarks", "video.py"), "--size", "72", "128", "--frames", "4",
-               "--model-size", "64", "--batch-size", "2", "--json", str(out)]  # fmt: skip
+               "--model-size", "64", "--batch-size", "2", "--json", str(out), "--bfloat16"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=900,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -53,4 +53,6 @@ def test_video_benchmark_runs_small(tmp_path):
         (p, t, k) for p in ("float32", "bfloat16") for t, k in ((False, 1), (True, 1), (True, 2))
     ]  # fmt: skip
     assert all(r["frames"] == 4 and r["frames_per_s"] > 0 for r in rows)
-    assert "| bfloat16 | on | every other frame |" in result.stdout
+    assert {r["engine"] for r in rows[:3]} <= {"tensorflow", "onnxruntime", "litert"}
+    assert "| bfloat16 | tensorflow | on | every other frame |" in result.stdout
+    assert result.stdout.startswith("CPU: ") and "oneDNN" in result.stdout.splitlines()[0]

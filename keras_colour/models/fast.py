@@ -20,6 +20,7 @@ import weakref
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.eager import record  # stop_recording: what GradientTape.stop_recording uses, for every tape
 
 # Which of the 4 kernel taps (columns) reach input offsets -1, 0, +1 (rows) for output phase 0 and 1,
 # with TensorFlow's 'same' padding for an even kernel (1 before, 2 after).
@@ -127,14 +128,7 @@ class LowResolutionUpConv(keras.layers.Layer):
         if hasattr(layer, "normalized_kernel"):
             return layer.normalized_kernel(training)
         if isinstance(layer, keras.layers.SpectralNormalization) and training:
-            # What the wrapper does on a training call: one power iteration, stored into u and the kernel.
-            new_u, new_kernel = keras.ops.cond(
-                keras.ops.all(keras.ops.equal(layer.kernel.value, 0)),
-                lambda: (layer.vector_u.value, layer.kernel.value),
-                layer.normalized_weights,
-            )
-            layer.vector_u.assign(new_u)
-            layer.kernel.assign(new_kernel)
+            spectral_update(layer)
         return self.conv.kernel
 
     def call(self, x, training=None):
@@ -152,26 +146,70 @@ class LowResolutionUpConv(keras.layers.Layer):
         return (batch, *double, self.conv.filters)
 
 
-def fast_twin(model):
-    """A model computing `model`'s function with every fusable pair at low resolution (built once).
+def spectral_update(wrapper):
+    """What Keras's `SpectralNormalization` does on a training call, off every gradient tape.
 
-    Shares every variable with `model`. Returns `model` itself when nothing can be fused.
+    One power iteration, stored into `vector_u` and the kernel (`keras.layers.SpectralNormalization.call`, the
+    same ops). The stored kernel is what the convolution then reads, and the gradient is taken with respect to
+    that variable: nothing flows through the update itself. On a tape, though, TensorFlow records its `cond` and
+    builds the branches' gradient functions while tracing, about half a second per layer on a 2-core CPU (20 s
+    for the quick start's networks at every start of training) for gradients no one asks for.
     """
-    if model in _TWINS:
-        return _TWINS[model]
-    pairs = fusable_pairs(model)
-    if not pairs:
-        _TWINS[model] = model
-        return model
+    with record.stop_recording():
+        new_u, new_kernel = keras.ops.cond(
+            keras.ops.all(keras.ops.equal(wrapper.kernel.value, 0)),
+            lambda: (wrapper.vector_u.value, wrapper.kernel.value),
+            wrapper.normalized_weights,
+        )
+        wrapper.vector_u.assign(new_u)
+        wrapper.kernel.assign(new_kernel)
+
+
+class UntapedSpectralNormalization(keras.layers.Layer):
+    """A Keras `SpectralNormalization` wrapper's call with its update kept off the gradient tape.
+
+    Holds the wrapper (and so shares its variables); used in training twins only, never saved.
+    """
+
+    def __init__(self, wrapper, **kwargs):
+        super().__init__(name=f"{wrapper.name}_untaped", dtype=wrapper.dtype_policy, **kwargs)
+        self.wrapper = wrapper
+
+    def call(self, inputs, training=False):
+        if training:
+            spectral_update(self.wrapper)
+        return keras.ops.cast(self.wrapper.layer(inputs), inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return self.wrapper.compute_output_shape(input_shape)
+
+
+def fast_twin(model, fuse_upsampling=True):
+    """A model computing `model`'s function faster in training, built once per model and setting.
+
+    Every fusable pair runs at low resolution (with `fuse_upsampling`), and every Keras `SpectralNormalization`
+    updates off the gradient tape (`spectral_update`). Shares every variable with `model`. Returns `model`
+    itself when there is nothing to change.
+    """
+    twins = _TWINS.setdefault(model, {})
+    if fuse_upsampling in twins:
+        return twins[fuse_upsampling]
+    pairs = fusable_pairs(model) if fuse_upsampling else {}
     convs = set(pairs.values())
+    wrappers = [layer for layer in model.layers if type(layer) is keras.layers.SpectralNormalization]
+    if not pairs and not wrappers:
+        twins[fuse_upsampling] = model
+        return model
 
     def clone_function(layer):
         if layer.name in pairs:
             return keras.layers.Identity(name=f"{layer.name}_skipped", dtype=layer.dtype_policy)
         if layer.name in convs:
             return LowResolutionUpConv(layer)
+        if type(layer) is keras.layers.SpectralNormalization:
+            return UntapedSpectralNormalization(layer)
         return layer
 
     twin = keras.models.clone_model(model, clone_function=clone_function)
-    _TWINS[model] = twin
+    twins[fuse_upsampling] = twin
     return twin

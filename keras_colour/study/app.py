@@ -86,12 +86,13 @@ def participant_plan(manifest, number, seed):
     return plan
 
 
-def create_app(study_dir=None, model=None, max_upload_mb=20, precision="auto"):
+def create_app(study_dir=None, model=None, max_upload_mb=20, precision="auto", engine="auto"):
     """The Flask app: the study pages when `study_dir` is given, the colourise page when `model` is given.
 
-    The colourise page runs the model as `keras-colour colourise` does, in `precision` (`keras_colour.precision`).
+    The colourise page runs the model as `keras-colour colourise` does, in `precision` (`keras_colour.precision`)
+    on `engine` (`keras_colour.engines`).
     """
-    runner = Precision(model, precision) if model is not None else None
+    runner = Precision(model, precision, engine, batch_size=1, images=1) if model is not None else None
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 2**20)
     state = {}

@@ -90,7 +90,16 @@ def _batches(frames, size, first=None):
 
 
 def colourise_video(
-    model, source, target, temporal=True, batch_size=8, fps=25.0, precision="auto", progress=True, keyframe_interval=2
+    model,
+    source,
+    target,
+    temporal=True,
+    batch_size=8,
+    fps=25.0,
+    precision="auto",
+    progress=True,
+    keyframe_interval=2,
+    engine="auto",
 ):
     """Colourises `source` (a video file or a folder of numbered frames) into `target`.
 
@@ -107,6 +116,7 @@ def colourise_video(
             new shot is predicted on its own. Without `temporal` every frame is predicted.
         fps: frame rate of a frame folder (a video keeps its own).
         precision: `float32`, `bfloat16` or `auto` (see `keras_colour.precision`).
+        engine: `auto`, `tensorflow`, `onnxruntime` or `litert` (see `keras_colour.engines`).
         progress: show a progress bar with frames per second.
 
     Returns:
@@ -120,11 +130,11 @@ def colourise_video(
         raise ValueError(f"keyframe_interval must be 1 or 2, got {keyframe_interval!r}")
     start = time.perf_counter()
     frames = open_frames(source, fps)
+    runner = Precision(model, precision, engine, batch_size, images=frames.frame_count or None)
     if isinstance(frames, FrameFolder):
         writer = FrameFolderWriter(target, frames.names)
     else:
         writer = VideoFileWriter(target, frames.fps, frames.width, frames.height)
-    runner = Precision(model, precision)
     smoother = TemporalFilter() if temporal else None
     skipping = temporal and keyframe_interval == 2
     if skipping:
@@ -246,7 +256,7 @@ def colourise_media(
     container)`, with `temporal` and `keyframe_interval`); everything else through
     `keras_colour.colourise.colourise_paths`. A folder's videos (at any depth) are colourised too, into the
     same relative place under `output_dir` as its photographs. `options` are the shared ones: `batch_size`,
-    `precision`, `progress`, and `png_compression` for photographs.
+    `precision`, `engine`, `progress`, and `png_compression` for photographs.
 
     Returns:
         `(written image paths, skipped image paths, [VideoResult, ...])`.
