@@ -94,7 +94,8 @@ class Precision:
             raise EngineError(f"--engine {engine} runs float32 only: use --precision float32 (or --engine tensorflow)")
         chosen = choose_engine(model, engine, batch_size, images) if self.used in ("float32", None) else None
         self._float32 = chosen
-        self._bf16 = TensorFlowEngine(bfloat16_generator(model)) if self.used in ("bfloat16", None) else None
+        bf16 = self.used in ("bfloat16", None)
+        self._bf16 = TensorFlowEngine(bfloat16_generator(model), low_resolution=False) if bf16 else None
 
     @property
     def engine(self):

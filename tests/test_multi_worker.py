@@ -79,7 +79,9 @@ def test_two_workers_shard_agree_write_once_and_resume_after_a_kill(tmp_path, de
     assert parts[0][0] == parts[1][0] == "2" and parts[0][1] != parts[1][1]
     # The weights agreed after every step (check_replicas compares them across workers; a difference is an error)
     # and the per-epoch checksums printed by each worker are equal.
-    assert digests(killed[0])[:2] == digests(killed[1])[:2] and [e for e, _ in digests(killed[0])][:2] == ["1", "2"]
+    common = min(len(digests(log)) for log in killed)  # (the kill can land between the two workers' lines)
+    assert common >= 1 and digests(killed[0])[:common] == digests(killed[1])[:common]
+    assert [e for e, _ in digests(killed[0])][:common] == [str(e) for e in range(1, common + 1)]
     done = json.loads(state.read_text())["completed_epochs"]
     assert 2 <= done <= 4
     # The killed worker's scratch folder: a kill leaves no chance to remove it (nor TensorFlow's autograph files).

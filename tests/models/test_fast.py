@@ -66,6 +66,40 @@ def test_generator_values_and_gradients_match_keras(options):
             np.testing.assert_allclose(b, a, atol=1e-12)
 
 
+def test_untaped_spectral_norm_discriminator_matches_keras_values_gradients_and_updates():
+    """The training twin's spectral norm (update off the tape) against Keras's own wrapper, in float64."""
+    from keras_colour.models import build_discriminator
+
+    keras.utils.set_random_seed(1)
+    keras.config.set_dtype_policy("float64")
+    try:
+        model = build_discriminator("multiscale", 32, scales=3, spectral_norm=True, base_filters=8)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    twin = fast_twin(model, fuse_upsampling=False)
+    assert twin is not model and all(
+        type(layer).__name__ == "UntapedSpectralNormalization"
+        for layer in twin.layers
+        if "conv" in layer.name and type(layer).__name__ != "BatchNormalization"
+    )
+    x = [tf.random.stateless_uniform([2, 32, 32, c], [c, 3], -1, 1, dtype=tf.float64) for c in (1, 2)]
+    state = [v.numpy() for v in model.variables]
+    for training in (False, True, True):  # two training calls: the second starts from the first's u and kernel
+        start = [v.numpy() for v in model.variables]
+        ref_out, ref_grads = _grads(lambda t, training=training: model(t, training=training), model, x)
+        ref_state = [v.numpy() for v in model.variables]
+        for v, value in zip(model.variables, start):
+            v.assign(value)
+        out, grads = _grads(lambda t, training=training: twin(t, training=training), model, x)
+        for a, b in zip(ref_out, out):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-12, atol=1e-12)
+        for a, b in zip(ref_grads, grads):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-12, atol=1e-12)
+        for a, v in zip(ref_state, model.variables):  # u and the normalised kernel: the same update
+            np.testing.assert_allclose(v.numpy(), a, rtol=1e-12, atol=1e-12)
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(state, model.variables))  # they did update
+
+
 def test_models_without_pairs_run_unchanged():
     model = build_generator("pix2pix", **SMALL)  # transposed convolutions: nothing to fuse
     assert fusable_pairs(model) == {}
