@@ -5,9 +5,9 @@
 - `tensorflow`: the Keras model itself, as trained (spectral norm, the BBC normalisations), in a traced
   `tf.function`, with every `UpSampling2D(nearest) -> Conv2D(4x4)` pair run as one 3x3 convolution at the low
   resolution (`keras_colour.models.fast`: the same function, 1.8x fewer multiply-adds in those layers).
-- `onnxruntime`, `litert`: the float32 export of the generator (`keras-colour export`'s file, spectral norm
-  folded) in ONNX Runtime or LiteRT's interpreter with XNNPACK, written once into the cache folder
-  (`$KERAS_COLOUR_CACHE/engines`) and reused.
+- `onnxruntime`, `litert`: the float32 export of the generator (`keras-colour export`'s, spectral norm
+  folded, with the same low-resolution up-convolutions) in ONNX Runtime or LiteRT's interpreter with XNNPACK,
+  written once into the cache folder (`$KERAS_COLOUR_CACHE/engines`) and reused.
 - `auto`: the fastest of those this machine has, for this model, at this batch size. It is measured once, on a
   real grayscale photograph, and remembered in `$KERAS_COLOUR_CACHE/engines.sqlite` per machine (CPU model,
   its vector and matrix flags, core count, runtime versions) and model (a digest of its architecture and
@@ -155,10 +155,10 @@ class _ExportEngine:
         key = model_key(model)
         folder = os.path.join(cache_dir(), "engines", key)
         suffix = ".onnx" if self.fmt == "onnx" else ".tflite"
-        self.path = os.path.join(folder, f"generator_{size[0]}x{size[1]}{suffix}")
+        self.path = os.path.join(folder, f"generator_lowres_{size[0]}x{size[1]}{suffix}")
         if not os.path.exists(self.path):
             logger.info("engine %s: exporting the generator once, to %s", self.name, self.path)
-            export_generator(model, self.fmt, self.path, size=size)
+            export_generator(model, self.fmt, self.path, size=size, low_resolution=True)
         self._load()
 
     def predict_ab(self, lightness):

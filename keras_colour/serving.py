@@ -23,6 +23,7 @@ from keras_colour import colour
 from keras_colour.errors import ModelFileError, UserError
 from keras_colour.io_utils import TEMP_MARK, atomic_write_text
 from keras_colour.models.export import inference_generator
+from keras_colour.models.fast import fast_twin
 from keras_colour.quiet import stderr_silenced
 
 FORMATS = ("keras", "savedmodel", "onnx", "litert")
@@ -152,7 +153,7 @@ def _check_sizes(source, size, dynamic):
     return (height, width), checked
 
 
-def export_generator(model, fmt, output, size=None, dynamic=False, overwrite=False):
+def export_generator(model, fmt, output, size=None, dynamic=False, overwrite=False, low_resolution=False):
     """Writes `model` (a generator) in `fmt` to `output` and checks it in its runtime.
 
     Args:
@@ -162,6 +163,9 @@ def export_generator(model, fmt, output, size=None, dynamic=False, overwrite=Fal
         size: `(height, width)` of the exported input; `None` keeps the model's training size.
         dynamic: any spatial size (checked at two sizes). LiteRT needs a fixed size.
         overwrite: replace an existing `output`.
+        low_resolution: export the graph with each upsample + 4x4 convolution pair as one 3x3 convolution at the
+            lower resolution (`keras_colour.models.fast`; the same function, fewer multiply-adds: what the
+            ONNX Runtime and LiteRT engines run). Not for `keras`, whose file must hold built-in layers only.
 
     Returns:
         A report dict: format, path, input shape, checked sizes, max |difference| from the Keras model per size.
@@ -188,6 +192,10 @@ def export_generator(model, fmt, output, size=None, dynamic=False, overwrite=Fal
     os.makedirs(parent, exist_ok=True)
     (height, width), checked = _check_sizes(model, size, dynamic)
     served = inference_generator(model, (None, None) if dynamic else (height, width))
+    if low_resolution:
+        if fmt == "keras":
+            raise ExportError("a .keras export holds built-in layers only: it cannot have low-resolution convolutions")
+        served = fast_twin(served)
     tmp = os.path.join(parent, f"{os.path.basename(output)}{TEMP_MARK}{os.getpid()}{SUFFIXES[fmt]}")
     _remove(tmp)
     report = {

@@ -45,7 +45,8 @@ def test_every_engine_predicts_the_keras_models_ab(name, generator, cache):
     assert np.abs(got - expected).max() <= (1e-5 if name == "tensorflow" else engines.TOLERANCE)
     assert np.abs(expected).max() > 0.01  # a real prediction, not zeros
     if name != "tensorflow":  # exported once into the cache folder, beside its check report
-        (exported,) = [p for p in (cache / "engines").rglob("generator_64x64*") if p.suffix in (".onnx", ".tflite")]
+        found = (cache / "engines").rglob("generator_lowres_64x64*")
+        (exported,) = [p for p in found if p.suffix in (".onnx", ".tflite")]
         assert json.loads(open(f"{exported}.json").read())["max_abs_diff"]["64x64"] <= engines.TOLERANCE
 
 
