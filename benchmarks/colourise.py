@@ -56,6 +56,8 @@ def main():
             Image.fromarray(np.roll(frame, 37 * i, axis=1)).save(os.path.join(src, f"frame_{i:04d}.jpg"), quality=92)
         for precision, engine in runs:
             options = dict(progress=False, precision=precision, engine=engine, batch_size=args.batch_size)
+            if engine == "auto":  # measure now (a job this small would otherwise run on the stored choice only)
+                choose_engine(model, "auto", args.batch_size)
             try:  # warm: traces, exports once into the cache, auto's measurement
                 colourise_paths(model, [os.path.join(src, "frame_0000.jpg")], os.path.join(tmp, "warm"), **options)
             except EngineError as e:

@@ -176,6 +176,8 @@ class OnnxRuntimeEngine(_ExportEngine):
         options = ort.SessionOptions()
         options.intra_op_num_threads = os.cpu_count() or 1
         options.log_severity_level = 3
+        # No busy-waiting between runs: the full-resolution composition and PNG writing share the cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
 
