@@ -118,3 +118,16 @@ def test_colourise_command_line_engines_give_the_same_pictures(tmp_path, photos,
                  "--precision", "bfloat16")  # fmt: skip
     one_line_error(result, "--engine litert runs float32 only")
     assert not os.path.exists(tmp_path / "y")
+
+
+def test_engine_option_is_documented_and_a_keras_file_never_gets_custom_layers(tmp_path):
+    from keras_colour.serving import ExportError, export_generator
+
+    for command in (("colourise",), ("serve",), ("study", "serve")):
+        result = cli(*command, "--help")
+        assert result.returncode == 0 and "--engine {auto,tensorflow,onnxruntime,litert}" in result.stdout
+        assert "engines.sqlite" in " ".join(result.stdout.split())
+    model = build_generator("gorriz", image_size=32, base_filters=4, num_downsamples=4)
+    with pytest.raises(ExportError, match="built-in layers only"):
+        export_generator(model, "keras", tmp_path / "g.keras", low_resolution=True)
+    assert not os.listdir(tmp_path)
