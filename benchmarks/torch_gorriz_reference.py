@@ -9,6 +9,7 @@ package).
 """
 
 import argparse
+import importlib.util
 import os
 import time
 
@@ -18,21 +19,14 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 
 def cpu_line():
-    """The CPU's model and the flags a speed figure depends on (this script runs without TensorFlow)."""
-    name, flags = "unknown CPU", []
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and name == "unknown CPU":
-                    name = value.strip()
-                elif key.strip() == "flags":
-                    flags = value.split()
-                    break
-    except OSError:
-        pass
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
-    return f"CPU: {name}, {os.cpu_count()} cores, flags: {' '.join(f for f in wanted if f in flags) or 'none of AVX2+'}"
+    """The CPU's model and its AVX2 / AVX-512 / AMX flags, from keras_colour/machine.py loaded alone (importing the
+    package would bring TensorFlow, and its thread pools, into this PyTorch process)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "keras_colour", "machine.py")
+    spec = importlib.util.spec_from_file_location("keras_colour_machine", path)
+    machine = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(machine)
+    name, flags = machine.cpu_description()
+    return f"CPU: {name}, {os.cpu_count()} cores, flags: {' '.join(flags) or 'none of AVX2+'}"
 
 
 def conv(cin, cout, stride, sn=True):

@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import sqlite3
 import time
 import weakref
@@ -35,6 +34,7 @@ import tensorflow as tf
 
 from keras_colour.errors import UserError
 from keras_colour.heads import predict_ab
+from keras_colour.machine import cpu_description
 from keras_colour.models.fast import fast_twin
 from keras_colour.quiet import stderr_silenced
 
@@ -44,28 +44,10 @@ ENGINES = ("auto", "tensorflow", "onnxruntime", "litert")
 TOLERANCE = 1e-4  # max |ab_n difference| from TensorFlow on the reference photograph
 MEASURE_FROM_IMAGES = 32
 _PACKAGES = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert"}
-_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16")
 
 
 class EngineError(UserError):
     """An engine that was asked for cannot run this model here (missing package, no fixed size, disagreement)."""
-
-
-def cpu_description():
-    """`(model name, [relevant flags])` from /proc/cpuinfo (`platform.processor()` elsewhere)."""
-    name, flags = platform.processor() or platform.machine(), []
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and name in ("", platform.machine(), platform.processor()):
-                    name = value.strip()
-                elif key.strip() == "flags":
-                    flags = value.split()
-                    break
-    except OSError:
-        pass
-    return name, [flag for flag in _CPU_FLAGS if flag in flags]
 
 
 def onednn_state():
