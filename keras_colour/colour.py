@@ -109,6 +109,11 @@ def _lab_to_linear(lab):
     return _matmul_channels(xyz, RGB_FROM_XYZ * D65_WHITE[None, :])
 
 
+def lab_to_linear(lab):
+    """CIE Lab to linear (not gamma-encoded) RGB, unclipped: `lab_to_rgb` before the sRGB encoding."""
+    return _lab_to_linear(lab)
+
+
 def rgb_to_lightness(rgb):
     """CIE L (`[..., 1]`, in [0, 100]) of sRGB in [0, 1]: `rgb_to_lab(rgb)[..., :1]` with a third of the work."""
     rgb = _as_float(rgb)
@@ -132,13 +137,17 @@ def lab_to_rgb(lab, clip=True):
     Returns:
         A tensor of the same shape and dtype with RGB values in [0, 1].
     """
-    linear = _lab_to_linear(lab)
-    rgb = tf.where(
+    rgb = linear_to_srgb(_lab_to_linear(lab))
+    return tf.clip_by_value(rgb, 0.0, 1.0) if clip else rgb
+
+
+def linear_to_srgb(linear):
+    """Linear RGB to gamma-encoded sRGB (unclipped)."""
+    return tf.where(
         linear > _LINEAR_KNEE,
         1.055 * _pow(tf.maximum(linear, _LINEAR_KNEE), 1.0 / 2.4) - 0.055,
         12.92 * linear,
     )
-    return tf.clip_by_value(rgb, 0.0, 1.0) if clip else rgb
 
 
 def in_gamut(lab, tolerance=1e-4):
@@ -146,8 +155,11 @@ def in_gamut(lab, tolerance=1e-4):
 
     sRGB encoding is monotonic, so the test is done on linear RGB, without the power function.
     """
-    lab = _as_float(lab)
-    linear = _lab_to_linear(lab)
+    return linear_in_gamut(_lab_to_linear(_as_float(lab)), tolerance)
+
+
+def linear_in_gamut(linear, tolerance=1e-4):
+    """`in_gamut` from linear RGB (`[..., 3]`): bool `[..., 1]`."""
     low_linear = -tolerance / 12.92
     high_linear = ((1.0 + tolerance + 0.055) / 1.055) ** 2.4
     return tf.reduce_all((linear >= low_linear) & (linear <= high_linear), axis=-1, keepdims=True)

@@ -147,10 +147,17 @@ _CHUNK = 1 << 18
 _MIN_GAMUT_CHUNK = 1 << 10
 
 
+def _uint8(rgb):
+    return tf.cast(tf.clip_by_value(tf.round(rgb * 255.0), 0.0, 255.0), tf.uint8)
+
+
 @tf.function(jit_compile=True)
-def _chunk_lab(rgb_chunk, ab_chunk):
+def _chunk_compose(rgb_chunk, ab_chunk):
+    """A chunk's Lab (input L, predicted ab), whether each colour is inside the gamut, and its uint8 RGB (final
+    wherever it is inside: the same ops as `_chunk_to_uint8` with a chroma scale of 1), in one fused pass."""
     lab = tf.concat([colour.rgb_to_lightness(rgb_chunk), ab_chunk], -1)
-    return lab, colour.in_gamut(lab)[..., 0]
+    linear = colour.lab_to_linear(lab)
+    return lab, colour.linear_in_gamut(linear)[..., 0], _uint8(tf.clip_by_value(colour.linear_to_srgb(linear), 0, 1))
 
 
 @tf.function(jit_compile=True)
@@ -160,8 +167,7 @@ def _chunk_chroma_scale(lab_chunk):
 
 @tf.function(jit_compile=True)
 def _chunk_to_uint8(lab_chunk, scale_chunk):
-    rgb = colour.lab_to_rgb(tf.concat([lab_chunk[..., :1], lab_chunk[..., 1:] * scale_chunk], -1))
-    return tf.cast(tf.clip_by_value(tf.round(rgb * 255.0), 0.0, 255.0), tf.uint8)
+    return _uint8(colour.lab_to_rgb(tf.concat([lab_chunk[..., :1], lab_chunk[..., 1:] * scale_chunk], -1)))
 
 
 def _chunked(values, size):
@@ -176,31 +182,28 @@ def _compose(rgb, ab_n, correction_n=None):
     """Full-resolution L of `rgb` + upsampled predicted ab (+ an upsampled correction) -> uint8 RGB.
 
     The same as `colour.to_uint8(colour.lab_to_rgb_keep_lightness(...))` on the whole image, with the
-    bisection run only where a colour is outside the gamut.
+    bisection and the second conversion run only where a colour is outside the gamut.
     """
     shape = tf.shape(rgb)
     ab_n = tf.image.resize(ab_n[None], shape[:2], method="bilinear")[0]
     if correction_n is not None:  # the video temporal filter's, at its working size
         ab_n += tf.image.resize(correction_n[None], shape[:2], method="bilinear")[0]
     n = shape[0] * shape[1]
-    lab, inside = tf.map_fn(
-        lambda x: _chunk_lab(x[0], x[1]),
+    lab, inside, out = tf.map_fn(
+        lambda x: _chunk_compose(x[0], x[1]),
         (_chunked(tf.reshape(rgb, [-1, 3]), _CHUNK), _chunked(tf.reshape(ab_n * colour.AB_SCALE, [-1, 2]), _CHUNK)),
-        fn_output_signature=(tf.float32, tf.bool),
+        fn_output_signature=(tf.float32, tf.bool, tf.uint8),
     )
-    lab = tf.reshape(lab, [-1, 3])
+    lab, out = tf.reshape(lab, [-1, 3]), tf.reshape(out, [-1, 3])
     outside = tf.where(~tf.reshape(inside, [-1]))
     count = tf.shape(outside)[0]
     size = tf.cast(2.0 ** tf.math.ceil(tf.math.log(tf.cast(tf.maximum(count, 1), tf.float32)) / np.log(2.0)), tf.int32)
     size = tf.clip_by_value(size, _MIN_GAMUT_CHUNK, _CHUNK)
-    scales = tf.map_fn(_chunk_chroma_scale, _chunked(tf.gather_nd(lab, outside), size))
-    scale = tf.tensor_scatter_nd_update(tf.ones_like(lab[:, :1]), outside, tf.reshape(scales, [-1, 1])[:count])
-    out = tf.map_fn(
-        lambda x: _chunk_to_uint8(x[0], x[1]),
-        (tf.reshape(lab, [-1, _CHUNK, 3]), tf.reshape(scale, [-1, _CHUNK, 1])),
-        fn_output_signature=tf.uint8,
-    )
-    return tf.reshape(tf.reshape(out, [-1, 3])[:n], shape)
+    lab_outside = _chunked(tf.gather_nd(lab, outside), size)
+    scales = tf.map_fn(_chunk_chroma_scale, lab_outside)
+    fixed = tf.map_fn(lambda x: _chunk_to_uint8(x[0], x[1]), (lab_outside, scales), fn_output_signature=tf.uint8)
+    out = tf.tensor_scatter_nd_update(out, outside, tf.reshape(fixed, [-1, 3])[:count])
+    return tf.reshape(out[:n], shape)
 
 
 def _predict_ab(model, rgbs):
